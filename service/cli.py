@@ -1,0 +1,130 @@
+"""The `tailor` command line: train, export, evaluate, predict and serve, one subcommand each.
+
+Heavy imports (torch, onnxruntime, the app) happen inside each command, so `tailor --help` is
+instant and a CPU-only server never loads torch. Errors print one line naming the file and exit 2.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Tailor: draft garment masks for annotators.")
+console = Console(stderr=True)
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+@app.callback()
+def _root() -> None:
+    """Tailor: draft garment masks for annotators."""
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="dataset folder: images/, masks/, labels.txt")],
+    out: Annotated[Path, typer.Option(help="run folder: checkpoints, curves.png, confusion.png")],
+    config: Annotated[Optional[Path], typer.Option(help="YAML/JSON file of TrainConfig fields")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="override the config's epochs")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="model directory to fine-tune from")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads")] = None,
+    max_images: Annotated[Optional[int], typer.Option(help="use only the first N images (smoke runs)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="stop after N optimiser steps (smoke runs)")] = None,
+    fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint in --out instead of resuming")] = False,
+) -> None:
+    """Train (or fine-tune) a U-Net; resumes from OUT/last when it exists. Works under torchrun."""
+    from training.config import TrainConfig
+    from training.dataset import DatasetError
+    from training.taxonomy import TaxonomyError
+    from training.card import ModelDirError
+
+    try:
+        cfg = TrainConfig.from_file(config, epochs=epochs, threads=threads, max_images=max_images, max_steps=max_steps)
+    except (ValueError, TypeError) as exc:
+        fail(str(exc))
+    from training.train import train as run_training
+    try:
+        state = run_training(data, out, cfg, init_model=init, resume=not fresh, log=console.print)
+    except (DatasetError, TaxonomyError, ModelDirError, FileNotFoundError) as exc:
+        fail(str(exc))
+    if state.get("best"):
+        console.print(f"best val mIoU {state['best']['miou']:.4f} at epoch {state['best']['epoch']}; "
+                      f"export with: tailor export --checkpoint {out / 'best'} --out MODEL_DIR")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoint folder written by train (RUN/best or RUN/last)")],
+    out: Annotated[Path, typer.Option(help="model directory to create")],
+    data: Annotated[Optional[Path], typer.Option(help="dataset whose first photos are used for the parity check")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing model directory")] = False,
+) -> None:
+    """Write model.onnx, weights.safetensors and card.json, checking ONNX/torch parity first."""
+    from training.export import export_model
+
+    images = _parity_photos(data) if data else None
+    try:
+        card = export_model(checkpoint, out, parity_images=images, overwrite=overwrite)
+    except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as exc:
+        fail(str(exc))
+    p = card["parity"]
+    console.print(f"exported {out} version {card['version']}: parity {p['agreement']:.5f} on {p['images']} "
+                  f"image(s) at {p['sizes']}; val mIoU {card['metrics']['miou']}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="model directory")] = DEFAULT_MODEL,
+    data: Annotated[Path, typer.Option(help="dataset folder: images/, masks/, labels.txt")] = ...,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the metrics JSON here")] = None,
+    backend: Annotated[str, typer.Option(help="onnx (CPU, default) or torch")] = "onnx",
+    threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
+) -> None:
+    """Score MODEL on DATA at native image size: mIoU, pixel accuracy, per-class IoU."""
+    from rich.console import Console as OutConsole
+
+    from service.evaluate import evaluate as run_eval, results_table, write_json
+    from training.card import ModelDirError
+    from training.dataset import DatasetError
+    from training.taxonomy import TaxonomyError
+
+    try:
+        result = run_eval(model, data, backend=backend, threads=threads)
+    except (DatasetError, TaxonomyError, ModelDirError, ValueError) as exc:
+        fail(str(exc))
+    OutConsole().print(results_table(result))
+    if json_out:
+        write_json(result, json_out)
+        console.print(f"wrote {json_out}")
+
+
+def _parity_photos(data: Path, count: int = 4):
+    from training.dataset import DatasetError, scan_dataset
+    from training.images import decode_image
+
+    try:
+        folder = scan_dataset(data, require_masks=False)
+    except DatasetError as exc:
+        fail(str(exc))
+    return [decode_image(s.image) for s in folder.samples[:count]]
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The predictor: decoded photo in, label map and confidence out, at the photo's own size.
+
+It owns the model card (taxonomy, normalisation, size rule) and one backend; photos that share an
+input size are stacked into one backend call, which is what the GPU micro-batcher relies on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from service.inference.backends import Backend, load_backend
+from training.card import read_card
+from training.preprocessing import entropy_difficulty, input_size, logits_to_labels, to_input
+from training.taxonomy import Taxonomy
+
+
+@dataclass
+class Prediction:
+    labels: np.ndarray          # (H, W) uint8 class ids at the photo's size
+    confidence: np.ndarray      # (H, W) float32 softmax of the winning class
+    input_size: tuple[int, int]  # (h, w) the model saw
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def difficulty(self) -> float:
+        return entropy_difficulty(self.confidence)
+
+
+class Predictor:
+    def __init__(self, model_dir: Path | str, backend: str = "auto", threads: int | None = None,
+                 verify: bool = True, backend_instance: Backend | None = None):
+        self.model_dir = Path(model_dir)
+        self.card = read_card(self.model_dir, verify=verify)
+        self.taxonomy = Taxonomy.from_dict(self.card["taxonomy"], origin=str(self.model_dir / "card.json"))
+        spec = self.card["input"]
+        self.mean, self.std = tuple(spec["mean"]), tuple(spec["std"])
+        self.long_side, self.multiple = int(spec["long_side"]), int(spec["size_multiple"])
+        self.backend = backend_instance or load_backend(self.model_dir, backend, threads)
+
+    @property
+    def version(self) -> str:
+        return self.card["version"]
+
+    def size_for(self, height: int, width: int) -> tuple[int, int]:
+        return input_size(height, width, self.long_side, self.multiple)
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        return to_input(image, self.size_for(*image.shape[:2]), self.mean, self.std)
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        return self.predict_many([image])[0]
+
+    def predict_many(self, images: list[np.ndarray]) -> list[Prediction]:
+        """Predict a list of (H, W, 3) uint8 RGB photos; same-size inputs share one backend call."""
+        results: list[Prediction | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(self.size_for(*img.shape[:2]), []).append(i)
+        for size, idxs in groups.items():
+            t0 = time.perf_counter()
+            batch = np.stack([to_input(images[i], size, self.mean, self.std) for i in idxs])
+            t1 = time.perf_counter()
+            logits = self.backend.run(batch)
+            t2 = time.perf_counter()
+            for j, i in enumerate(idxs):
+                s = time.perf_counter()
+                labels, conf = logits_to_labels(logits[j], images[i].shape[:2])
+                results[i] = Prediction(labels, conf, size, {
+                    "preprocess": (t1 - t0) * 1000 / len(idxs), "infer": (t2 - t1) * 1000 / len(idxs),
+                    "postprocess": (time.perf_counter() - s) * 1000, "batch": len(idxs)})
+        return results  # type: ignore[return-value]

@@ -1,0 +1,86 @@
+"""Every training hyperparameter, declared once with its meaning; a YAML/JSON file or flags override.
+
+The whole config is stored in each checkpoint, and the architecture part in each model card, so a
+model can always be rebuilt and a run reproduced from what it wrote.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    # model
+    encoder: str = "tu-regnetx_002"       # smp encoder name; timm ones are prefixed "tu-"
+    encoder_weights: str | None = None    # None = learn from scratch; "imagenet" needs internet
+    decoder_channels: list[int] = field(default_factory=lambda: [64, 48, 32, 16, 16])  # U-Net decoder widths, deep to shallow
+    taxonomy: str = "fashion-13"          # built-in name or path of a taxonomy JSON
+    # input
+    long_side: int = 384                  # the image's long side is scaled to this for training and inference
+    size_multiple: int = 32               # both input sides are rounded to a multiple of this (encoder stride)
+    crop: list[int] = field(default_factory=lambda: [384, 256])  # training crop (h, w) after scaling
+    scale_range: list[float] = field(default_factory=lambda: [0.8, 1.25])  # random zoom around long_side
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # per-channel normalisation, 0-1 scale
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # optimisation
+    epochs: int = 40                      # passes over the training split
+    batch_size: int = 8                   # images per step (per process under torchrun)
+    lr: float = 2e-3                      # peak AdamW learning rate, reached after warmup
+    weight_decay: float = 1e-4            # AdamW decoupled weight decay
+    warmup_epochs: float = 1.0            # linear warmup, then cosine decay to lr * min_lr_ratio
+    min_lr_ratio: float = 0.02
+    dice_weight: float = 1.0              # loss = cross-entropy + dice_weight * Dice (Dice lifts rare classes)
+    # data
+    val_percent: float = 10.0             # share of image ids (by stable hash) held out for validation
+    max_images: int | None = None         # cap the dataset (smoke tests); None = all
+    # runtime
+    seed: int = 0                         # seeds python, numpy and torch; the split does not depend on it
+    threads: int | None = None            # torch CPU threads; None = torch's default
+    amp: bool = True                      # bf16 autocast and channels-last when on CUDA; ignored on CPU
+    checkpoint_every: int = 1             # epochs between resumable checkpoints
+    max_steps: int | None = None          # stop after this many optimiser steps (smoke tests)
+
+    @classmethod
+    def from_file(cls, path: Path | str | None, **overrides) -> "TrainConfig":
+        data: dict = {}
+        if path is not None:
+            path = Path(path)
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise ValueError(f"{path}: cannot read config ({exc})") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{path}: config must be a mapping of field: value")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path or 'config'}: unknown fields {unknown}")
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if any(c % self.size_multiple for c in self.crop):
+            raise ValueError(f"crop {self.crop} must be a multiple of size_multiple {self.size_multiple}")
+        if not 0 < self.val_percent < 100:
+            raise ValueError("val_percent must be between 0 and 100")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need three values, std positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def arch(self, num_classes: int) -> dict:
+        """The smp.create_model arguments: everything needed to rebuild the network."""
+        return {"arch": "unet", "encoder_name": self.encoder, "decoder_channels": list(self.decoder_channels),
+                "in_channels": 3, "classes": num_classes}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)

@@ -1,0 +1,123 @@
+"""Turn a training checkpoint into a self-describing model directory, and prove the ONNX copy faithful.
+
+Writes weights.safetensors, model.onnx (dynamic batch, height and width) and card.json into a temp
+folder, checks ONNX Runtime against torch at sizes unlike the training size, then renames into place.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from training import checkpoint as ckpt
+from training.card import read_card, sha256_file, version_of, write_card
+from training.models import build_model
+
+PARITY_MIN = 0.999  # share of argmax pixels on which ONNX Runtime and torch must agree
+OPSET = 17
+
+
+def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.ndarray] | None = None,
+                 parity_sizes: tuple[tuple[int, int], ...] = ((448, 320), (320, 224)), overwrite: bool = False,
+                 notes: str = "") -> dict:
+    """Export `checkpoint_dir` to `out_dir`; raises (leaving `out_dir` untouched) if parity fails."""
+    checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
+    state = ckpt.load_state(checkpoint_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir}: already exists (pass overwrite to replace it)")
+    model = build_model(state["arch"])
+    model.load_state_dict(ckpt.load_weights(checkpoint_dir))
+    model.eval()
+    cfg = state["config"]
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a model directory is meant to be shared
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
+        export_onnx(model, tmp / "model.onnx", example_hw=tuple(cfg["crop"]))
+        parity = check_parity(model, tmp / "model.onnx", cfg, parity_images, parity_sizes)
+        if parity["agreement"] < PARITY_MIN:
+            raise RuntimeError(f"ONNX/torch parity {parity['agreement']:.5f} is below {PARITY_MIN} at {parity['sizes']}")
+        created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        best = state.get("best") or {}
+        card = {
+            "name": out_dir.name,
+            "version": version_of(sha256_file(tmp / "weights.safetensors"), created),
+            "created": created,
+            "arch": state["arch"],
+            "parameters": state.get("parameters"),
+            "taxonomy": state["taxonomy"],
+            "input": {"color": "RGB", "layout": "NCHW", "dtype": "float32", "scale": 1 / 255,
+                      "mean": cfg["mean"], "std": cfg["std"], "long_side": cfg["long_side"],
+                      "size_multiple": cfg["size_multiple"],
+                      "size_rule": f"scale the long side to {cfg['long_side']}, round both sides to a multiple of "
+                                   f"{cfg['size_multiple']}; logits are upsampled back to the image's size"},
+            "output": {"name": "logits", "shape": "N x classes x H x W", "postprocess": "bilinear upsample, argmax"},
+            "training": {"data": state["data"]["path"], "data_fingerprint": state["data"]["fingerprint"],
+                         "train_images": state["data"]["train_images"], "val_images": state["data"]["val_images"],
+                         "epochs": state["epoch"], "best_epoch": best.get("epoch"),
+                         "train_minutes": round(state.get("train_seconds", 0) / 60, 1),
+                         "device": state.get("device", "cpu"), "config": cfg},
+            "metrics": {"split": "val", **{k: best.get(k) for k in ("miou", "pixel_accuracy", "changed_pixel_fraction",
+                                                                    "per_class")}},
+            "parent": state.get("parent"),
+            "parity": parity,
+            "notes": notes,
+        }
+        write_card(tmp, card)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return read_card(out_dir, verify=True)
+
+
+def export_onnx(model: torch.nn.Module, path: Path, example_hw: tuple[int, int]) -> None:
+    example = torch.zeros(1, 3, *example_hw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True,
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                        "logits": {0: "batch", 2: "height", 3: "width"}})
+    import onnx
+    onnx.checker.check_model(str(path))
+
+
+def check_parity(model: torch.nn.Module, onnx_path: Path, cfg: dict, images: list[np.ndarray] | None,
+                 sizes: tuple[tuple[int, int], ...]) -> dict:
+    """Argmax agreement between ONNX Runtime and torch on the same inputs, at the given (h, w) sizes.
+
+    Real photos are used when given (resized through the shared preprocessing); otherwise a fixed
+    random image, which exercises every weight but not realistic decision margins.
+    """
+    import onnxruntime as ort
+    from training.preprocessing import to_input
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    if not images:
+        images = [np.random.default_rng(0).integers(0, 256, (600, 400, 3), dtype=np.uint8)]
+    agree = total = 0
+    for size in sizes:
+        batch = np.stack([to_input(img, size, cfg["mean"], cfg["std"]) for img in images])
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(batch)).numpy()
+        got = sess.run(["logits"], {"image": batch})[0]
+        agree += int((ref.argmax(1) == got.argmax(1)).sum())
+        total += ref.shape[0] * ref.shape[2] * ref.shape[3]
+    return {"agreement": agree / total, "sizes": [list(s) for s in sizes], "images": len(images),
+            "min_required": PARITY_MIN}
+
+

@@ -1,0 +1,86 @@
+"""Decode photos and label maps the same way everywhere: EXIF orientation applied, RGB uint8 out.
+
+Training, evaluation and the server all call these, so a photo is seen upright and in the same
+colour space by each of them. Light module: Pillow and numpy only.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+Image.MAX_IMAGE_PIXELS = None  # callers enforce their own limit (see decode_image's max_pixels)
+
+
+class ImageDecodeError(ValueError):
+    """The bytes or file are not a usable image; the message names the origin."""
+
+
+def decode_image(data: bytes | Path | str, origin: str | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """Return an (H, W, 3) uint8 RGB array, upright as a viewer would display it.
+
+    Grayscale, palette, RGBA (composited on white), 16-bit and CMYK inputs are converted; for an
+    animated image the first frame is used. `max_pixels` is checked before any pixel is decoded.
+    """
+    origin = origin or (str(data) if isinstance(data, (str, Path)) else "image")
+    try:
+        src = io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")
+    except OSError as exc:
+        raise ImageDecodeError(f"{origin}: cannot open ({exc.strerror or exc})") from None
+    with src:
+        try:
+            img = Image.open(src)
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise ImageDecodeError(f"{origin}: image has zero size ({w}x{h})")
+            if max_pixels is not None and w * h > max_pixels:
+                raise ImageDecodeError(f"{origin}: image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels}")
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+        except ImageDecodeError:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageDecodeError(f"{origin}: not a readable image ({exc})") from None
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def read_label_map(path: Path | str) -> np.ndarray:
+    """Read a PNG label map as (H, W) uint8 ids; refuses colour masks, which would be ambiguous."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in ("L", "P", "I", "I;16", "1"):
+                raise ImageDecodeError(f"{path}: label map must be a single-channel PNG, got mode {img.mode}")
+            arr = np.asarray(img)
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"{path}: not a readable label map ({exc})") from None
+    if arr.dtype != np.uint8:
+        if arr.max(initial=0) > 255:
+            raise ImageDecodeError(f"{path}: label id {int(arr.max())} does not fit in 8 bits")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a label map (H, W) or colour image (H, W, 3)."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=1)
+    return buf.getvalue()

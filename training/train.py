@@ -1,0 +1,186 @@
+"""The training loop, readable top to bottom: data, model, optimiser, epochs, validation, checkpoints.
+
+Runs on one CPU or GPU, or under torchrun (DistributedDataParallel; gloo on CPU, nccl on GPU).
+Rank 0 validates at full image resolution, writes checkpoints, curves and the confusion matrix.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from segmentation_models_pytorch.losses import DiceLoss
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from training import checkpoint as ckpt
+from training.augment import IGNORE
+from training.card import read_card
+from training.config import TrainConfig
+from training.data import AugmentedSegmentation, seed_worker
+from training.dataset import load_samples, scan_dataset
+from training.metrics import confusion, scores
+from training.models import build_model, count_parameters
+from training.plots import plot_confusion, plot_history
+from training.preprocessing import input_size, logits_to_labels, to_input
+from training.taxonomy import load_taxonomy
+
+
+def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | None = None,
+          resume: bool = True, log=print) -> dict:
+    """Train into `out_dir`; resumes from `out_dir/last` when present. Returns the final state."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    main = rank == 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    use_amp = cfg.amp and device.type == "cuda"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # ---- data: decoded once, kept in memory
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    folder = scan_dataset(data_dir)
+    if cfg.max_images:
+        folder.samples = folder.samples[: cfg.max_images]
+    train_samples, val_samples = folder.split(cfg.val_percent)
+    if not train_samples or not val_samples:
+        raise ValueError(f"{data_dir}: split gave {len(train_samples)} train / {len(val_samples)} val images; need both")
+    log(f"data: {len(train_samples)} train, {len(val_samples)} val images from {data_dir}")
+    train_pairs = [(img, m) for _, img, m in load_samples(folder, train_samples, taxonomy)]
+    val_pairs = [(s.id, img, m) for s, img, m in load_samples(folder, val_samples, taxonomy)] if main else []
+    dataset = AugmentedSegmentation(train_pairs, cfg)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=cfg.seed, drop_last=True) if distributed else None
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(dataset) >= cfg.batch_size * world, num_workers=0,
+                        worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(cfg.seed))
+
+    # ---- model: fresh, fine-tuned from a model directory, or resumed
+    arch = cfg.arch(taxonomy.num_classes)
+    parent = None
+    model = build_model(arch, cfg.encoder_weights)
+    if init_model is not None:
+        card = read_card(init_model)
+        if card["taxonomy"]["name"] != taxonomy.name or card["arch"] != arch:
+            raise ValueError(f"{init_model}: its arch/taxonomy differ from this config; set encoder, "
+                             f"decoder_channels and taxonomy to match {card['arch']}")
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(str(Path(init_model) / "weights.safetensors")))
+        parent = {"version": card["version"], "sha256": card["files"].get("weights.safetensors")}
+        log(f"init: fine-tuning from {init_model} (version {card['version']})")
+    model.to(device)
+    if use_amp:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(loader))
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return cfg.lr * (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    state = {"epoch": 0, "step": 0, "history": [], "best": None, "config": cfg.to_dict(), "arch": arch,
+             "taxonomy": taxonomy.to_dict(), "parent": parent, "data": {"path": str(data_dir),
+             "fingerprint": folder.fingerprint() if main else None, "train_images": len(train_samples),
+             "val_images": len(val_samples), "val_ids": [s.id for s in val_samples]},
+             "parameters": count_parameters(model), "train_seconds": 0.0,
+             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    last = out_dir / "last"
+    if resume and (last / "state.json").is_file():
+        prev = ckpt.load_state(last)
+        if prev["arch"] != arch:
+            raise ValueError(f"{last}: checkpoint arch {prev['arch']} differs from the config's {arch}")
+        model.load_state_dict(ckpt.load_weights(last))
+        ckpt.load_optimizer(last, optimizer, prev["optimizer_meta"])
+        state.update({k: prev[k] for k in ("epoch", "step", "history", "best", "train_seconds", "parent")})
+        log(f"resume: from {last} at epoch {state['epoch']}")
+    if main:
+        (out_dir / "config.json").write_text(cfg.dumps())
+        log(f"model: {cfg.encoder} U-Net, {state['parameters'] / 1e6:.2f}M parameters, device {device}, world {world}")
+
+    net = DistributedDataParallel(model) if distributed else model
+    dice = DiceLoss(mode="multiclass", ignore_index=IGNORE)
+
+    # ---- epochs
+    for epoch in range(state["epoch"], cfg.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        dataset.transform.set_random_seed(cfg.seed * 1000 + epoch * world + rank)
+        net.train()
+        started, loss_sum, seen = time.perf_counter(), 0.0, 0
+        for x, y in loader:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(state["step"])
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if use_amp:
+                x = x.to(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = net(x)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, y, ignore_index=IGNORE) + cfg.dice_weight * dice(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * x.shape[0]
+            seen += x.shape[0]
+            state["step"] += 1
+            if cfg.max_steps and state["step"] >= cfg.max_steps:
+                break
+        state["train_seconds"] += time.perf_counter() - started
+        state["epoch"] = epoch + 1
+        if main:
+            metrics, conf = validate(model, val_pairs, cfg, taxonomy.names, device)
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen), "lr": lr_at(state["step"]),
+                      "seconds": round(state["train_seconds"], 1), **{k: metrics[k] for k in ("miou", "pixel_accuracy")},
+                      "per_class": metrics["per_class"]}
+            state["history"].append(record)
+            improved = state["best"] is None or metrics["miou"] > state["best"]["miou"]
+            if improved:
+                state["best"] = {"epoch": epoch + 1, **metrics}
+                ckpt.save_checkpoint(out_dir / "best", model, None, state)
+                np.save(out_dir / "best_confusion.npy", conf)
+                plot_confusion(conf, taxonomy.names, out_dir / "confusion.png", title=f"epoch {epoch + 1}")
+            if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
+                ckpt.save_checkpoint(last, model, optimizer, state)
+            plot_history(state["history"], out_dir / "curves.png")
+            (out_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
+            log(f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f} val mIoU {metrics['miou']:.4f} "
+                f"acc {metrics['pixel_accuracy']:.4f} ({state['train_seconds'] / 60:.1f} min){' *' if improved else ''}")
+        if distributed:
+            dist.barrier()
+        if cfg.max_steps and state["step"] >= cfg.max_steps:
+            break
+    if distributed:
+        dist.destroy_process_group()
+    return state
+
+
+@torch.inference_mode()
+def validate(model: torch.nn.Module, pairs, cfg: TrainConfig, names: list[str], device) -> tuple[dict, np.ndarray]:
+    """Score at each image's native size through the same pre/post path the server uses."""
+    model.eval()
+    conf = np.zeros((len(names), len(names)), dtype=np.int64)
+    for _, image, mask in pairs:
+        size = input_size(*image.shape[:2], cfg.long_side, cfg.size_multiple)
+        x = torch.from_numpy(to_input(image, size, cfg.mean, cfg.std))[None].to(device)
+        logits = model(x)[0].float().cpu().numpy()
+        labels, _ = logits_to_labels(logits, image.shape[:2])
+        conf += confusion(mask, labels, len(names))
+    model.train()
+    return scores(conf, names), conf
