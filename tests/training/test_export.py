@@ -1,0 +1,84 @@
+"""Export of a trained checkpoint: the model directory describes itself and ONNX matches torch.
+
+Parity is checked on real photos at sizes unlike the training size, in the exporter itself and
+again here from the written files, as a user loading the directory would.
+"""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.card import ModelDirError, read_card, sha256_file
+from training.export import export_model
+from training.images import decode_image
+from training.models import build_model
+from training.preprocessing import to_input
+
+
+def test_card_describes_the_model(tiny_model, tiny_run):
+    card = read_card(tiny_model, verify=True)
+    assert card["arch"]["encoder_name"] == "tu-regnetx_002" and card["arch"]["classes"] == 13
+    assert card["taxonomy"]["name"] == "fashion-13" and len(card["taxonomy"]["classes"]) == 13
+    assert card["input"]["long_side"] == 128 and card["input"]["size_multiple"] == 32
+    assert card["input"]["mean"] == [0.485, 0.456, 0.406]
+    assert len(card["training"]["data_fingerprint"]) == 64 and card["training"]["train_images"] + card["training"]["val_images"] == 16
+    assert 0 <= card["metrics"]["miou"] <= 1 and "shoes" in card["metrics"]["per_class"]
+    for name in ("model.onnx", "weights.safetensors"):
+        assert card["files"][name] == sha256_file(tiny_model / name)
+    assert card["parity"]["agreement"] >= 0.999
+
+
+def test_onnx_has_dynamic_batch_height_width(tiny_model):
+    dims = onnx.load(str(tiny_model / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+def test_parity_from_written_files(tiny_model, ccp):
+    """Rebuild from card + safetensors (no training code state) and compare with ONNX Runtime."""
+    card = read_card(tiny_model)
+    model = build_model(card["arch"]).eval()
+    model.load_state_dict(load_file(str(tiny_model / "weights.safetensors")))
+    sess = ort.InferenceSession(str(tiny_model / "model.onnx"), providers=["CPUExecutionProvider"])
+    photos = [decode_image(ccp / "images" / f"{i}.jpg") for i in ("0005", "0006", "0007")]
+    batch = np.stack([to_input(p, (352, 224), card["input"]["mean"], card["input"]["std"]) for p in photos])
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(batch)).numpy()
+    got = sess.run(None, {"image": batch})[0]
+    agreement = (ref.argmax(1) == got.argmax(1)).mean()
+    assert agreement >= 0.999, agreement
+    assert np.abs(ref - got).max() < 1e-2
+
+
+def test_altered_weights_detected(tiny_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_model, copy)
+    with open(copy / "weights.safetensors", "r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\x00" * 8)
+    with pytest.raises(ModelDirError, match="sha256 does not match"):
+        read_card(copy, verify=True)
+
+
+def test_export_refuses_existing_dir_and_leaves_no_temp(tiny_run, tmp_path):
+    out = tmp_path / "exists"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError):
+        export_model(tiny_run / "best", out)
+    assert (out / "keep.txt").read_text() == "x"
+    assert [p.name for p in tmp_path.iterdir()] == ["exists"]
+
+
+def test_failed_parity_leaves_nothing(tiny_run, tmp_path, monkeypatch):
+    import training.export as ex
+
+    monkeypatch.setattr(ex, "PARITY_MIN", 1.01)  # impossible bar: the export must refuse and clean up
+    with pytest.raises(RuntimeError, match="parity"):
+        export_model(tiny_run / "best", tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
