@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from segmentation_models_pytorch.losses import DiceLoss
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
@@ -118,7 +119,12 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
     dice = DiceLoss(mode="multiclass", ignore_index=IGNORE)
 
     # ---- epochs
+    progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn(), transient=True,
+                        disable=not main)
+    progress.start()
     for epoch in range(state["epoch"], cfg.epochs):
+        bar = progress.add_task("", total=steps_per_epoch, epoch=epoch + 1, loss=float("nan"))
         if sampler is not None:
             sampler.set_epoch(epoch)
         dataset.transform.set_random_seed(cfg.seed * 1000 + epoch * world + rank)
@@ -140,9 +146,11 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
             state["step"] += 1
+            progress.update(bar, advance=1, loss=loss_sum / seen)
             if cfg.max_steps and state["step"] >= cfg.max_steps:
                 break
         state["train_seconds"] += time.perf_counter() - started
+        progress.remove_task(bar)
         state["epoch"] = epoch + 1
         if main:
             metrics, conf = validate(model, val_pairs, cfg, taxonomy.names, device)
@@ -166,6 +174,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
             dist.barrier()
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
+    progress.stop()
     if distributed:
         dist.destroy_process_group()
     return state

@@ -1,0 +1,95 @@
+"""Mask output formats: each module encodes a label map's classes for one consumer, and decodes back.
+FORMATS maps a format name to a callable (label_map, class_names, options) -> {class name: payload},
+with JSON-serialisable payloads; an unknown name raises UnknownFormatError listing the known ones.
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from service.formats import coco_rle, cvat, ls_brush, png, polygons
+from service.formats._runs import check_label_map
+
+__all__ = ["FORMATS", "FormatFn", "UnknownFormatError", "encode", "get_format"]
+
+FormatFn = Callable[[np.ndarray, Sequence[str], Mapping[str, Any] | None], dict[str, Any]]
+
+
+class UnknownFormatError(ValueError):
+    """A format name that is not in FORMATS; the message lists the known names."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"unknown mask format {name!r}; known formats: {', '.join(sorted(FORMATS))}")
+
+
+def _prepare(label_map: np.ndarray, class_names: Sequence[str], options: Mapping[str, Any] | None,
+             extra: Mapping[str, Any]) -> tuple[np.ndarray, dict[int, str], dict[str, Any]]:
+    """Validated label map, {class id: name} of the classes to emit, and the options with defaults."""
+    lm = check_label_map(label_map)
+    allowed = {"include_background": False, **extra}
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        # Fail loudly: a misspelt option silently ignored would give the caller the wrong output.
+        raise ValueError(f"unknown options {unknown}; this format accepts {sorted(allowed)}")
+    opts = {**allowed, **opts}
+    present = np.flatnonzero(np.bincount(lm.ravel(), minlength=256))
+    too_big = [int(c) for c in present if c >= len(class_names)]
+    if too_big:
+        raise ValueError(f"label map has class ids {too_big} but only {len(class_names)} class names")
+    first = 0 if opts["include_background"] else 1  # background is the absence of a garment
+    wanted = {int(c): str(class_names[c]) for c in present if c >= first}
+    return lm, wanted, opts
+
+
+def _png(label_map, class_names, options=None) -> dict[str, str]:
+    lm, wanted, _ = _prepare(label_map, class_names, options, {})
+    return {name: base64.b64encode(png.encode_mask(lm == cid)).decode("ascii") for cid, name in wanted.items()}
+
+
+def _coco_rle(label_map, class_names, options=None) -> dict[str, dict]:
+    lm, wanted, _ = _prepare(label_map, class_names, options, {})
+    return {wanted[cid]: rle for cid, rle in coco_rle.encode_label_map(lm, wanted).items()}
+
+
+def _polygons(label_map, class_names, options=None) -> dict[str, list[dict]]:
+    lm, wanted, opts = _prepare(label_map, class_names, options, {"tolerance": polygons.DEFAULT_TOLERANCE})
+    per_class = polygons.encode_label_map(lm, wanted, tolerance=float(opts["tolerance"]))
+    return {wanted[cid]: polys for cid, polys in per_class.items()}
+
+
+def _ls_brush(label_map, class_names, options=None) -> dict[str, list[int]]:
+    lm, wanted, _ = _prepare(label_map, class_names, options, {})
+    return {wanted[cid]: rle for cid, rle in ls_brush.encode_label_map(lm, wanted).items()}
+
+
+def _cvat(label_map, class_names, options=None) -> dict[str, list[int]]:
+    lm, wanted, _ = _prepare(label_map, class_names, options, {})
+    return {wanted[cid]: pts for cid, pts in cvat.encode_label_map(lm, wanted).items()}
+
+
+FORMATS: dict[str, FormatFn] = {
+    "png": _png,  # base64 PNG per class, 255 inside
+    "coco_rle": _coco_rle,  # {"size": [h, w], "counts": str}
+    "polygons": _polygons,  # [{"exterior": [[x, y], ...], "holes": [...]}, ...]; option "tolerance" (px)
+    "ls_brush": _ls_brush,  # Label Studio brush RLE bytes
+    "cvat": _cvat,  # CVAT mask points: runs + [x1, y1, x2, y2]
+}
+
+
+def get_format(name: str) -> FormatFn:
+    """The encoder registered under name, or UnknownFormatError."""
+    try:
+        return FORMATS[name]
+    except (KeyError, TypeError):
+        raise UnknownFormatError(name) from None
+
+
+def encode(name: str, label_map: np.ndarray, class_names: Sequence[str],
+           options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """{class name: payload} of every non-background class present, in format name."""
+    return get_format(name)(label_map, class_names, options)
