@@ -108,6 +108,90 @@ def evaluate(
         console.print(f"wrote {json_out}")
 
 
+def _settings(**overrides):
+    """Settings from the environment/.env/settings file, with command-line values on top; one-line errors."""
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        fail("bad settings: " + "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                                          for e in exc.errors()))
+    except ValueError as exc:  # e.g. an unreadable TAILOR_SETTINGS_FILE
+        fail(str(exc))
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="bind address (default: TAILOR_HOST or 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default: TAILOR_PORT or 8000)")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="model directory (default: the bundled model)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto, onnx or torch")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
+    settings_file: Annotated[Optional[Path], typer.Option(help="YAML/JSON settings (env vars win)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP prediction service (docs at /docs, metrics at /metrics)."""
+    if settings_file is not None:
+        os.environ["TAILOR_SETTINGS_FILE"] = str(settings_file)
+    settings = _settings(host=host, port=port, model_dir=model, backend=backend, threads=threads)
+    import uvicorn
+
+    from service.app import create_app
+
+    # One worker process: the model lives in it once; concurrency comes from the engine, not forks.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="image files and/or folders (searched recursively)")],
+    out: Annotated[Path, typer.Option(help="output folder: masks/, coco.json, summary.csv")],
+    model: Annotated[Optional[Path], typer.Option(help="model directory (default: the bundled model)")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto, onnx or torch")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
+) -> None:
+    """Pre-annotate local photos offline. Unreadable files are reported and skipped (exit code 1)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from service.engine import Engine
+    from service.inference import Predictor
+    from service.offline import collect_inputs, predict_files
+    from training.card import ModelDirError
+
+    settings = _settings(model_dir=model, backend=backend, threads=threads)
+    inputs, missing = collect_inputs(paths)
+    for name, reason in missing:
+        console.print(f"[bold red]error:[/] {name}: {reason}", highlight=False)
+    if not inputs:
+        fail("no image files to predict")
+    try:
+        predictor = Predictor(settings.model_dir, backend=settings.backend, threads=settings.threads)
+    except (ModelDirError, ValueError, ImportError) as exc:
+        fail(str(exc))
+    engine = Engine(predictor, settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("predicting", total=len(inputs))
+
+            def step(path: Path, error: str | None) -> None:
+                if error:
+                    progress.console.print(f"[bold red]skipped:[/] {error}", highlight=False)
+                progress.advance(task)
+
+            report = predict_files(engine, inputs, out, on_step=step)
+    finally:
+        engine.close()
+    failed = len(report.failures) + len(missing)
+    console.print(f"wrote {len(report.written)} mask(s), {out / 'coco.json'} and {out / 'summary.csv'}"
+                  + (f"; [bold red]{failed} failed[/]" if failed else ""), highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
 def _parity_photos(data: Path, count: int = 4):
     from training.dataset import DatasetError, scan_dataset
     from training.images import decode_image

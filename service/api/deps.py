@@ -1,0 +1,64 @@
+"""Dependencies, declared once as Annotated aliases and reused by every route.
+
+They read what the lifespan put on app.state; a route that needs the model gets a 503 (with
+Retry-After) while the model is still loading, and a predict slot is refused at once when saturated.
+"""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from service.engine import Engine, Saturated
+from service.inference import Predictor
+from service.jobs import JobStore
+from service.metrics import Metrics
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_engine(request: Request) -> Engine:
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None or not request.app.state.ready:
+        raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
+    return engine
+
+
+def get_predictor(engine: Annotated[Engine, Depends(get_engine)]) -> Predictor:
+    return engine.predictor
+
+
+def get_jobs(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> JobStore:
+    return request.app.state.jobs
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
+
+
+async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> AsyncIterator[None]:
+    """Hold one of max_in_flight slots for the request; none free means 503 now, not a queue."""
+    try:
+        engine.try_acquire()
+    except Saturated as exc:
+        metrics.rejected.inc()
+        raise HTTPException(503, f"server busy: {exc}; retry later",
+                            headers={"Retry-After": str(settings.retry_after_s)}) from None
+    try:
+        yield
+    finally:
+        engine.release()
+
+
+PredictSlot = Annotated[None, Depends(predict_slot)]

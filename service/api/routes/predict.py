@@ -1,0 +1,152 @@
+"""POST /v1/predict (JSON answer), /v1/predict/mask.png (label map) and /v1/predict/overlay.png (preview).
+
+Each takes a multipart upload (field `image`) or JSON with image_base64 or image_url. Decoding and
+encoding run in the threadpool and the model on the engine's worker, so the event loop only awaits.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from service.api.deps import EngineDep, PredictSlot, SettingsDep
+from service.api.inputs import decode_base64, decode_bytes, fetch_url
+from service.api.routes import API_PREFIX
+from service.api.schemas import PredictRequest, PredictResponse
+from service.formats import png as png_format
+from service.results import FORMATS, UnknownFormatError, parse_formats, prediction_result
+
+router = APIRouter(prefix=f"{API_PREFIX}/predict", tags=["predict"])
+
+_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary"},
+        "formats": {"type": "string"}, "confidence_map": {"type": "boolean"}}}},
+    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}}
+_PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
+FormatsQuery = Annotated[str | None, Query(description=f"comma list of: {', '.join(sorted(FORMATS))}")]
+
+
+async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, Any]]:
+    """(image bytes, a name for messages, options found in the body) from multipart or JSON."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            raise HTTPException(400, f"malformed multipart body ({exc})") from None
+        upload = form.get("image")
+        if upload is None:
+            raise HTTPException(400, f"multipart body has no 'image' file field (fields sent: {sorted(form.keys())})")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(400, "field 'image' must be a file upload, not a text field")
+        data = await upload.read()
+        options = {k: form.get(k) for k in ("formats", "confidence_map") if isinstance(form.get(k), str)}
+        if "confidence_map" in options:
+            options["confidence_map"] = options["confidence_map"].strip().lower() in ("1", "true", "yes", "on")
+        return data, upload.filename or "image", options
+    if ctype == "application/json" or ctype.endswith("+json"):
+        body = await request.body()
+        if not body.strip():
+            raise HTTPException(400, "empty request body; send JSON with image_base64 or image_url")
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HTTPException(400, f"request body is not valid JSON ({exc})") from None
+        try:
+            req = PredictRequest.model_validate(payload)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+        options = {k: v for k, v in (("formats", req.formats), ("confidence_map", req.confidence_map))
+                   if v is not None}
+        if req.image_url is not None:
+            return await fetch_url(req.image_url, settings), req.image_url, options
+        return decode_base64(req.image_base64, settings), "image_base64", options
+    raise HTTPException(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data with a "
+                             "file field 'image', or application/json with image_base64 or image_url")
+
+
+def _formats(value) -> list[str]:
+    try:
+        return parse_formats(value)
+    except UnknownFormatError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+async def _predict(request: Request, settings, engine, check=None) -> tuple[Any, Any, dict]:
+    t0 = time.perf_counter()
+    data, name, options = await read_input(request, settings)
+    if check is not None:
+        check(options)  # options in the body are validated before any decoding or inference
+    t1 = time.perf_counter()
+    image = await run_in_threadpool(decode_bytes, data, name, settings)
+    t2 = time.perf_counter()
+    pred = await engine.predict_async(image)
+    # "batch" is a count (how many images shared the model call), not a time; metrics record it.
+    timings = {"read": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000,
+               **{k: v for k, v in pred.timings_ms.items() if k != "batch"}}
+    pred.timings_ms = timings
+    return image, pred, options
+
+
+@router.post("", response_model=PredictResponse, response_model_exclude_none=True, openapi_extra=_BODY_DOC)
+async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+                  formats: FormatsQuery = None, confidence_map: Annotated[bool, Query()] = False) -> dict:
+    """Predict garment classes of one photo: classes present, their areas and scores, and encodings.
+
+    Any Pillow-readable photo works: grayscale, palette, RGBA (composited on white), 16-bit and CMYK
+    are converted to RGB; EXIF orientation is applied (masks are in displayed coordinates); for an
+    animated GIF/WebP/APNG only the first frame is predicted.
+    """
+    t0 = time.perf_counter()
+    wanted = _formats(formats)  # validated before any upload is read
+
+    def check(options: dict) -> None:
+        nonlocal wanted
+        if "formats" in options:
+            wanted = _formats(options["formats"])
+
+    _, pred, options = await _predict(request, settings, engine, check)
+    conf_map = bool(options.get("confidence_map", confidence_map))
+    t_enc = time.perf_counter()
+    p = engine.predictor
+    result = await run_in_threadpool(prediction_result, pred, p.taxonomy, p.version, wanted, conf_map)
+    result["timings_ms"]["encode"] = round((time.perf_counter() - t_enc) * 1000, 2)
+    result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1000, 2)
+    return result
+
+
+@router.post("/mask.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
+async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot) -> Response:
+    """Just the label map: an 8-bit PNG whose pixel values are class ids, at the photo's displayed size."""
+    _, pred, _ = await _predict(request, settings, engine)
+    data = await run_in_threadpool(png_format.encode, pred.labels)
+    return Response(data, media_type="image/png", headers=_headers(engine, pred))
+
+
+@router.post("/overlay.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
+async def predict_overlay(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+                          alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5) -> Response:
+    """A colour preview for people: class colours blended over the photo (background left as is)."""
+    image, pred, _ = await _predict(request, settings, engine)
+    palette = engine.predictor.taxonomy.palette()
+
+    def render() -> bytes:
+        from training.images import encode_png
+
+        return encode_png(png_format.overlay(image, pred.labels, palette, alpha))
+
+    return Response(await run_in_threadpool(render), media_type="image/png", headers=_headers(engine, pred))
+
+
+def _headers(engine, pred) -> dict[str, str]:
+    return {"X-Model-Version": engine.predictor.version, "X-Difficulty": f"{pred.difficulty:.4f}",
+            "X-Input-Size": f"{pred.input_size[1]}x{pred.input_size[0]}"}

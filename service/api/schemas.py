@@ -1,0 +1,105 @@
+"""Request and response models of the HTTP API, which also document it in the OpenAPI schema.
+
+Requests forbid unknown fields, so a misspelt option is a 422 naming it rather than silently ignored.
+Encoding payloads are free-form JSON: their shapes are defined by the service.formats encoders.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class PredictRequest(BaseModel):
+    """JSON body of POST /v1/predict: exactly one of image_base64 or image_url."""
+
+    model_config = ConfigDict(extra="forbid")
+    image_base64: str | None = Field(None, description="the image file, base64 (a data: URL is accepted)")
+    image_url: str | None = Field(None, description="http(s) URL on a host in allowed_url_hosts")
+    formats: str | list[str] | None = Field(None, description="png, coco_rle, polygons, ls_brush, cvat")
+    confidence_map: bool | None = Field(None, description="add an 8-bit confidence PNG (base64)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PredictRequest":
+        if (self.image_base64 is None) == (self.image_url is None):
+            raise ValueError("send exactly one of image_base64 or image_url")
+        return self
+
+
+class ClassResult(BaseModel):
+    id: int
+    name: str
+    area: int = Field(description="pixels of this class at the image's size")
+    score: float = Field(description="mean confidence over the class's pixels")
+    encodings: dict[str, Any] = Field(default_factory=dict, description="format name -> payload (not for background)")
+
+
+class Size(BaseModel):
+    height: int
+    width: int
+
+
+class TaxonomyRef(BaseModel):
+    name: str
+    tag: str
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    taxonomy: TaxonomyRef
+    width: int
+    height: int
+    input_size: Size
+    difficulty: float = Field(description="0 (certain) .. 1: mean shortfall of pixel confidence from 1")
+    timings_ms: dict[str, float]
+    formats: list[str]
+    classes: list[ClassResult]
+    label_map_png: str | None = Field(None, description="PNG label map of class ids, base64; when png is asked")
+    confidence_png: str | None = Field(None, description="8-bit confidence (255 = 1.0) PNG, base64")
+
+
+class FolderJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    folder: str = Field(description="path relative to the server's batch_root")
+    formats: str | list[str] | None = Field(None, description="encodings stored per class (default: none)")
+
+
+class Failure(BaseModel):
+    index: int
+    name: str
+    reason: str
+
+
+class JobState(BaseModel):
+    id: str
+    status: str = Field(description="queued, running, done, cancelled or failed")
+    source: str
+    folder: str | None = None
+    formats: list[str]
+    total: int
+    done: int = Field(description="photos processed, successfully or not")
+    succeeded: int
+    failed: int
+    failures: list[Failure]
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+
+
+class JobResults(BaseModel):
+    job: JobState
+    images: list[dict[str, Any]]
+    coco: dict[str, Any] | None = None
+
+
+class ModelInfo(BaseModel):
+    version: str
+    name: str | None = None
+    arch: dict[str, Any]
+    taxonomy: dict[str, Any]
+    metrics: dict[str, Any]
+    backend: str
+    device: str
+    input: dict[str, Any]
+    formats: list[str]

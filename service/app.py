@@ -1,0 +1,117 @@
+"""The FastAPI app: create_app(settings) wires routes, limits, metrics and a lifespan owning the model.
+
+The model is loaded once, in the lifespan (never at import, never per request), and one warm-up
+inference runs before readiness turns true. Bad input always gets a 4xx JSON {"detail": ...}.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from service.api.limits import BodySizeLimit
+from service.api.routes import batches, health, models, predict
+from service.api.routes import metrics as metrics_route
+from service.inference.batcher import BatcherClosed
+from service.metrics import Metrics, MetricsMiddleware
+from service.settings import Settings
+
+log = logging.getLogger("tailor.service")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    from service.engine import Engine
+    from service.inference import Predictor
+    from service.jobs import JobStore
+
+    settings: Settings = app.state.settings
+    predictor = app.state.preloaded_predictor
+    if predictor is None:
+        # In a thread: loading (and hashing) the model files must not stall a shared event loop.
+        predictor = await asyncio.to_thread(Predictor, settings.model_dir, settings.backend, settings.threads)
+    engine = Engine(predictor, settings, app.state.metrics)
+    try:
+        if settings.warmup:
+            seconds = await asyncio.to_thread(engine.warm_up)
+            log.info("model %s warmed up in %.2f s on %s", predictor.version, seconds, predictor.backend.name)
+        jobs = JobStore(settings.jobs_dir, engine, app.state.metrics)
+        jobs.start()
+    except BaseException:
+        engine.close()
+        raise
+    app.state.engine, app.state.jobs = engine, jobs
+    app.state.ready = True
+    app.state.metrics.ready.set(1)
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        app.state.metrics.ready.set(0)
+        await asyncio.to_thread(jobs.stop)
+        engine.close()
+        app.state.engine = None
+
+
+def _document_manual_bodies(app: FastAPI) -> None:
+    """Routes that read JSON or multipart themselves reference these schemas; add them to the docs."""
+    from service.api.schemas import FolderJobRequest, PredictRequest
+
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (PredictRequest, FolderJobRequest):
+                components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
+    """Build the app. `predictor` lets a caller (tests, the benchmark) share an already loaded model."""
+    settings = settings or Settings()
+    app = FastAPI(title="Tailor pre-annotation service", version="1",
+                  description="Draft garment masks for annotators: predict one photo, or run batch jobs.",
+                  lifespan=lifespan)
+    app.state.settings = settings
+    app.state.preloaded_predictor = predictor
+    app.state.metrics = Metrics()
+    app.state.ready = False
+    app.state.engine = None
+    for module in (predict, batches, models, health):
+        app.include_router(module.router)
+    app.include_router(metrics_route.router)
+
+    def body_limit(path: str) -> int | None:
+        if path.startswith("/v1/batches"):
+            return settings.max_batch_upload_bytes
+        if path.startswith("/v1/predict"):
+            return settings.predict_body_limit
+        return 64 * 1024  # nothing else takes a real body
+
+    # The last added is outermost: metrics also count the 413s of the size limit, which in turn sees
+    # the body before anything inside reads it.
+    app.add_middleware(BodySizeLimit, limit_for=body_limit)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+
+    _document_manual_bodies(app)
+
+    @app.exception_handler(BatcherClosed)
+    async def _closed(request: Request, exc: BatcherClosed) -> JSONResponse:
+        return JSONResponse({"detail": "the server is shutting down; retry shortly"}, status_code=503,
+                            headers={"Retry-After": str(settings.retry_after_s)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input (bad input is a 4xx before this): log it in full, answer in JSON.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    return app

@@ -1,0 +1,100 @@
+"""Offline pre-annotation of local files (`tailor predict`): PNG masks, one COCO file and a CSV summary.
+
+It uses the same engine, limits and result builders as the HTTP service, so a folder run offline
+yields the masks the server would have given. A file that cannot be read is reported and skipped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.api.inputs import InputError, decode_bytes
+from service.engine import Engine
+from service.formats import png as png_format
+from service.jobs import IMAGE_SUFFIXES, write_atomic
+from service.results import class_summaries, coco_document, coco_image_entry
+
+
+@dataclass
+class OfflineReport:
+    written: list[str] = field(default_factory=list)              # mask file names
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input path, reason)
+
+
+def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """Files to predict as (path, output stem), and arguments that name nothing usable.
+
+    Folders are searched recursively for image files; output stems keep the sub-path (a/b.jpg ->
+    a__b) so same-named photos in different folders do not overwrite each other's masks.
+    """
+    found: list[tuple[Path, str]] = []
+    missing: list[tuple[str, str]] = []
+    for arg in paths:
+        if arg.is_dir():
+            files = sorted(p for p in arg.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                missing.append((str(arg), "folder holds no image files"))
+            found += [(p, "__".join(p.relative_to(arg).with_suffix("").parts)) for p in files]
+        elif arg.is_file():
+            found.append((arg, arg.stem))
+        else:
+            missing.append((str(arg), "no such file or folder"))
+    seen: dict[str, int] = {}
+    unique = []
+    for path, stem in found:
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        unique.append((path, stem if n == 0 else f"{stem}-{n + 1}"))
+    return unique, missing
+
+
+def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
+                  on_step: Callable[[Path, str | None], None] | None = None) -> OfflineReport:
+    """Predict each input; write out/masks/<stem>.png, out/coco.json and out/summary.csv."""
+    taxonomy, version = engine.predictor.taxonomy, engine.predictor.version
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    report = OfflineReport()
+    images, annotations, rows = [], [], []
+    for path, stem in inputs:
+        error = None
+        try:
+            image = decode_bytes(path.read_bytes(), str(path), engine.settings)
+            pred = engine.predict(image)
+        except InputError as exc:
+            error = str(exc.detail)
+        except OSError as exc:
+            error = f"{path}: cannot read ({exc.strerror or exc})"
+        if error is not None:
+            report.failures.append((str(path), error))
+        else:
+            mask_name = f"masks/{stem}.png"
+            write_atomic(out / mask_name, png_format.encode(pred.labels))
+            image_id = len(images) + 1
+            entry, anns = coco_image_entry(image_id, str(path), pred.labels, pred.confidence, taxonomy,
+                                           pred.difficulty)
+            images.append(entry)
+            annotations += anns
+            classes = class_summaries(pred.labels, pred.confidence, taxonomy)
+            rows.append((path, mask_name, entry, classes))
+            report.written.append(mask_name)
+        if on_step:
+            on_step(path, error)
+    write_atomic(out / "coco.json", json.dumps(coco_document(images, annotations, taxonomy, version)))
+    write_atomic(out / "summary.csv", _csv(rows, taxonomy.names))
+    return report
+
+
+def _csv(rows, names: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    # One area column per class makes the sheet sortable ("photos with the most shoes first").
+    w.writerow(["file", "mask", "width", "height", "difficulty", "classes"] + [f"area_{n}" for n in names])
+    for path, mask_name, entry, classes in rows:
+        areas = {c["name"]: c["area"] for c in classes}
+        w.writerow([str(path), mask_name, entry["width"], entry["height"], f"{entry['difficulty']:.4f}",
+                    ";".join(c["name"] for c in classes if c["id"] != 0)] + [areas.get(n, 0) for n in names])
+    return buf.getvalue()

@@ -1,0 +1,116 @@
+"""From a Prediction to what clients receive: classes present with area and score, encodings, COCO.
+
+The HTTP app, batch jobs and `tailor predict` all build their answers here, so a mask described by
+one of them is described identically by the others. Encoders come from the service.formats registry.
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+# Imported at module level on purpose: without the format registry the service must not start.
+from service.formats import FORMATS, UnknownFormatError, get_format
+from service.formats import png as png_format
+from service.inference import Prediction
+from training.taxonomy import Taxonomy
+
+__all__ = ["FORMATS", "UnknownFormatError", "parse_formats", "class_summaries", "prediction_result",
+           "coco_document", "coco_image_entry"]
+
+
+def parse_formats(value: str | Sequence[str] | None) -> list[str]:
+    """'png, coco_rle' or ['png', 'coco_rle'] -> ['png', 'coco_rle']; unknown names raise UnknownFormatError."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    names: list[str] = []
+    for raw in parts:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        get_format(name)  # raises UnknownFormatError listing the known names
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def class_summaries(labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxonomy) -> list[dict]:
+    """One entry per class present: id, name, pixel area and score (mean confidence over its pixels)."""
+    n = taxonomy.num_classes
+    flat = labels.ravel()
+    areas = np.bincount(flat, minlength=n)
+    sums = np.bincount(flat, weights=confidence.ravel().astype(np.float64), minlength=n)
+    names = taxonomy.names
+    return [{"id": int(c), "name": names[c], "area": int(areas[c]), "score": round(float(sums[c] / areas[c]), 4)}
+            for c in np.flatnonzero(areas[:n])]
+
+
+def encode_formats(labels: np.ndarray, class_names: Sequence[str], formats: Iterable[str],
+                   options: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
+    """{format: {class name: payload}} for the non-background classes present."""
+    return {f: get_format(f)(labels, class_names, (options or {}).get(f)) for f in formats}
+
+
+def prediction_result(pred: Prediction, taxonomy: Taxonomy, version: str, formats: Sequence[str] = (),
+                      confidence_map: bool = False, timings_ms: dict | None = None) -> dict:
+    """The JSON answer for one image (see PredictResponse in service.api.schemas)."""
+    labels, conf = pred.labels, pred.confidence
+    classes = class_summaries(labels, conf, taxonomy)
+    encoded = encode_formats(labels, taxonomy.names, formats)
+    for entry in classes:
+        # The registry leaves background out (it is the absence of a garment), so it gets no encodings.
+        entry["encodings"] = {f: payloads[entry["name"]] for f, payloads in encoded.items()
+                              if entry["name"] in payloads}
+    h, w = labels.shape
+    result = {
+        "model_version": version,
+        "taxonomy": {"name": taxonomy.name, "tag": taxonomy.tag},
+        "width": int(w), "height": int(h),
+        "input_size": {"height": int(pred.input_size[0]), "width": int(pred.input_size[1])},
+        "difficulty": round(float(pred.difficulty), 4),
+        "timings_ms": {k: round(float(v), 2) for k, v in (timings_ms or pred.timings_ms).items()},
+        "formats": list(formats),
+        "classes": classes,
+    }
+    if "png" in formats:
+        result["label_map_png"] = base64.b64encode(png_format.encode(labels)).decode("ascii")
+    if confidence_map:
+        # 8-bit is plenty for a review heat map and keeps the answer small.
+        quantised = np.clip(np.rint(conf * 255.0), 0, 255).astype(np.uint8)
+        result["confidence_png"] = base64.b64encode(png_format.encode(quantised)).decode("ascii")
+    return result
+
+
+def coco_categories(taxonomy: Taxonomy) -> list[dict]:
+    # Category id = class id, so ids in COCO files match the label maps; background is not a category.
+    return [{"id": c.id, "name": c.name, "supercategory": "garment" if c.id > 2 else "person",
+             "color": list(c.color)} for c in taxonomy.classes if c.id != 0]
+
+
+def coco_image_entry(image_id: int, file_name: str, labels: np.ndarray, confidence: np.ndarray,
+                     taxonomy: Taxonomy, difficulty: float) -> tuple[dict, list[dict]]:
+    """A COCO image record and its annotations (one RLE per class present), ids relative to the image."""
+    h, w = labels.shape
+    rles = get_format("coco_rle")(labels, taxonomy.names, None)
+    annotations = []
+    for entry in class_summaries(labels, confidence, taxonomy):
+        if entry["name"] not in rles:
+            continue
+        mask = labels == entry["id"]
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+        annotations.append({"image_id": image_id, "category_id": entry["id"], "segmentation": rles[entry["name"]],
+                            "area": entry["area"], "bbox": bbox, "iscrowd": 0, "score": entry["score"]})
+    image = {"id": image_id, "file_name": file_name, "width": int(w), "height": int(h),
+             "difficulty": round(float(difficulty), 4)}
+    return image, annotations
+
+
+def coco_document(images: list[dict], annotations: list[dict], taxonomy: Taxonomy, version: str) -> dict:
+    """A COCO instance-segmentation file; annotation ids are assigned here, in order."""
+    numbered = [{"id": i + 1, **a} for i, a in enumerate(annotations)]
+    return {"info": {"description": f"Tailor pre-annotations ({taxonomy.tag})", "model_version": version},
+            "images": images, "annotations": numbered, "categories": coco_categories(taxonomy)}

@@ -1,0 +1,42 @@
+"""GET /v1/models/current: the model card as clients need it (version, taxonomy with colours, metrics).
+
+Compared field by field with the model directory's card.json, so the endpoint cannot drift from
+the model that is actually loaded.
+"""
+from __future__ import annotations
+
+import json
+
+from conftest import DEFAULT_MODEL
+
+
+def test_current_model_matches_its_card(client):
+    card = json.loads((DEFAULT_MODEL / "card.json").read_text())
+    r = client.get("/v1/models/current")
+    assert r.status_code == 200
+    info = r.json()
+    assert info["version"] == card["version"]
+    assert info["arch"] == card["arch"]
+    assert info["metrics"] == card["metrics"]
+    assert info["input"]["long_side"] == card["input"]["long_side"]
+    assert info["input"]["size_multiple"] == card["input"]["size_multiple"]
+    assert "size_rule" in info["input"]
+    assert info["backend"] == "onnx" and info["device"] == "cpu"
+    assert set(info["formats"]) == {"png", "coco_rle", "polygons", "ls_brush", "cvat"}
+    tax = info["taxonomy"]
+    assert tax["tag"] == f"{card['taxonomy']['name']}@{card['taxonomy']['version']}"
+    assert [(c["id"], c["name"], c["color"]) for c in tax["classes"]] == \
+        [(c["id"], c["name"], c["color"]) for c in card["taxonomy"]["classes"]]
+
+
+def test_openapi_documents_the_v1_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/v1/predict", "/v1/predict/mask.png", "/v1/predict/overlay.png", "/v1/batches",
+              "/v1/batches/{job_id}", "/v1/batches/{job_id}/results", "/v1/batches/{job_id}/cancel",
+              "/v1/models/current", "/v1/health/live", "/v1/health/ready"):
+        assert p in paths, p
+    body = paths["/v1/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(body)
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"image_base64", "image_url", "formats"} <= set(schemas["PredictRequest"]["properties"])
+    assert "folder" in schemas["FolderJobRequest"]["properties"]

@@ -1,0 +1,70 @@
+"""Settings: TAILOR_* environment variables, a settings file, and failing fast on bad values.
+
+Each bad value must be refused when Settings is built (server startup), naming the setting.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import DEFAULT_MODEL_DIR, Settings
+
+
+def test_defaults_need_no_setup(monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("TAILOR_"):
+            monkeypatch.delenv(key)
+    s = Settings(_env_file=None)
+    assert s.model_dir == DEFAULT_MODEL_DIR and s.backend == "auto"
+    assert s.allowed_url_hosts == [] and s.batch_root is None
+    assert s.max_in_flight >= 1 and s.max_upload_bytes > 1_000_000
+
+
+def test_environment_and_settings_file(monkeypatch, tmp_path):
+    f = tmp_path / "tailor.json"
+    f.write_text(json.dumps({"port": 9100, "max_in_flight": 7, "host": "0.0.0.0"}))
+    monkeypatch.setenv("TAILOR_SETTINGS_FILE", str(f))
+    monkeypatch.setenv("TAILOR_PORT", "9200")  # env beats the file
+    monkeypatch.setenv("TAILOR_ALLOWED_URL_HOSTS", "images.example.com, CDN.example.org")
+    monkeypatch.setenv("TAILOR_BATCH_ROOT", str(tmp_path))
+    s = Settings(_env_file=None)
+    assert (s.port, s.max_in_flight, s.host) == (9200, 7, "0.0.0.0")
+    assert s.allowed_url_hosts == ["images.example.com", "cdn.example.org"]
+    assert s.batch_root == tmp_path.resolve()
+    monkeypatch.setenv("TAILOR_ALLOWED_URL_HOSTS", '["a.example.com"]')
+    assert Settings(_env_file=None).allowed_url_hosts == ["a.example.com"]
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("port", 0, "port"),
+    ("backend", "tpu", "backend"),
+    ("max_in_flight", 0, "max_in_flight"),
+    ("max_upload_bytes", -5, "max_upload_bytes"),
+    ("model_dir", "/nonexistent", "not a model directory"),
+    ("batch_root", "/nonexistent/folder", "not a directory"),
+    ("allowed_url_hosts", ["https://example.com/x"], "bare host"),
+    ("allowed_url_hosts", ["*.example.com"], "bare host"),
+    ("max_side", 64, "min_side"),
+    ("no_such_setting", 1, "no_such_setting"),
+])
+def test_bad_values_fail_fast(field, value, words):
+    overrides = {field: value}
+    if field == "max_side":
+        overrides["min_side"] = 100
+    with pytest.raises(ValidationError, match=words):
+        Settings(_env_file=None, **overrides)
+
+
+def test_misspelt_tailor_variables_fail_but_foreign_ones_are_ignored(monkeypatch, tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=postgres://x\nTAILOR_MAX_IN_FLIGHT=9\n")
+    assert Settings(_env_file=env).max_in_flight == 9
+    monkeypatch.setenv("TAILOR_MAX_INFLIGHT", "3")
+    with pytest.raises(ValueError, match="TAILOR_MAX_INFLIGHT"):
+        Settings(_env_file=None)
+    monkeypatch.delenv("TAILOR_MAX_INFLIGHT")
+    env.write_text("TAILOR_PROT=1\n")
+    with pytest.raises(ValueError, match="TAILOR_PROT"):
+        Settings(_env_file=env)
