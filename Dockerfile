@@ -7,7 +7,11 @@ ENV NO_ALBUMENTATIONS_UPDATE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     TAILOR_HOST=0.0.0.0 \
-    TAILOR_PORT=8000
+    TAILOR_PORT=8000 \
+    TAILOR_DATA_DIR=/data \
+    TAILOR_JOBS_DIR=/data/jobs
+# Bound to 0.0.0.0, write routes (corrections, batches, model activation) answer 403 until
+# TAILOR_API_TOKENS is set; predicting needs no token.
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -16,7 +20,9 @@ COPY service ./service
 COPY models ./models
 RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 
-RUN useradd --create-home tailor
+RUN useradd --create-home tailor && mkdir -p /data && chown tailor /data
+# The database, stored images and masks, the model store and batch jobs: keep them on a volume.
+VOLUME /data
 USER tailor
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v1/health/ready').status != 200)"

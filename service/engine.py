@@ -35,7 +35,8 @@ class Engine:
         # On a GPU concurrent requests are grouped; on CPU one call already uses every core, so
         # batching would only add waiting.
         max_size = settings.batch_max_size if on_gpu else 1
-        self.batcher = MicroBatcher(self._run, key=lambda job: predictor.size_for(*job.image.shape[:2]),
+        # The key reads self.predictor at submit time, so it follows hot swaps (see swap()).
+        self.batcher = MicroBatcher(self._run, key=lambda job: self.predictor.size_for(*job.image.shape[:2]),
                                     max_size=max_size, max_wait_ms=settings.batch_max_wait_ms if on_gpu else 0,
                                     on_batch=self._observe_batch)
         self._lock = threading.Lock()
@@ -67,8 +68,19 @@ class Engine:
             return _Job(small, (h, w))
         return _Job(image, (h, w))
 
+    def swap(self, predictor: Predictor) -> Predictor:
+        """Serve `predictor` from now on; returns the old one.
+
+        One reference assignment: a batch already running keeps the predictor it read (it reads the
+        reference once), so in-flight requests finish on the old model and later ones use the new.
+        """
+        with self._lock:
+            old, self.predictor = self.predictor, predictor
+        return old
+
     def _run(self, jobs: list[_Job]) -> list[Prediction]:
-        preds = self.predictor.predict_many([j.image for j in jobs])
+        predictor = self.predictor  # read once: the whole batch runs on one model
+        preds = predictor.predict_many([j.image for j in jobs])
         for job, pred in zip(jobs, preds):
             if pred.labels.shape != job.out_shape:
                 t0 = time.perf_counter()

@@ -246,7 +246,7 @@ class JobStore:
         engine = self.engine
         image = decode_bytes(path.read_bytes(), name, engine.settings)
         pred = engine.predict(image)
-        taxonomy = engine.predictor.taxonomy
+        taxonomy = pred.taxonomy or engine.predictor.taxonomy
         classes = class_summaries(pred.labels, pred.confidence, taxonomy)
         encoded = encode_formats(pred.labels, taxonomy.names, formats)
         for entry in classes:
@@ -256,7 +256,7 @@ class JobStore:
         write_atomic(folder / "masks" / f"{index:05d}.png", png_format.encode(pred.labels))
         h, w = pred.labels.shape
         result = {"index": index, "name": name, "width": int(w), "height": int(h),
-                  "difficulty": round(float(pred.difficulty), 4), "model_version": engine.predictor.version,
+                  "difficulty": round(float(pred.difficulty), 4), "model_version": pred.model_version or engine.predictor.version,
                   "classes": classes, "mask_url": f"/v1/batches/{job_id}/masks/{index}.png",
                   "coco": {"image": coco_image, "annotations": annotations}}
         write_atomic(folder / "results" / f"{index:05d}.json", json.dumps(result))

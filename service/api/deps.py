@@ -62,3 +62,36 @@ async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: Metric
 
 
 PredictSlot = Annotated[None, Depends(predict_slot)]
+
+
+# -- store and access -----------------------------------------------------------------------------
+from dataclasses import dataclass  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from sqlalchemy.orm import Session  # noqa: E402
+
+from service.api.auth import require_read, require_write  # noqa: E402
+from service.store import FileStore, Store  # noqa: E402
+
+
+@dataclass
+class StoreSession:
+    """One database session per request, plus the content-addressed file area."""
+
+    session: Session
+    files: FileStore
+    store: Store
+
+
+def get_store(request: Request) -> Iterator[StoreSession]:
+    # A sync generator: FastAPI runs it (and sync routes using it) in the threadpool, off the event loop.
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise HTTPException(503, "the store is not open yet", headers={"Retry-After": "5"})
+    with store.session() as session:
+        yield StoreSession(session, store.files, store)
+
+
+StoreDep = Annotated[StoreSession, Depends(get_store)]
+WriteAccess = Annotated[None, Depends(require_write)]   # token-protected: writes and administration
+ReadAccess = Annotated[None, Depends(require_read)]     # open unless read_open is false

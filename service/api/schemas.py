@@ -103,3 +103,7 @@ class ModelInfo(BaseModel):
     device: str
     input: dict[str, Any]
     formats: list[str]
+    parent: str | None = None
+    created: str | None = None
+    status: str | None = Field(None, description="status in the model store")
+    activated_at: str | None = None

@@ -23,6 +23,9 @@ class Prediction:
     confidence: np.ndarray      # (H, W) float32 softmax of the winning class
     input_size: tuple[int, int]  # (h, w) the model saw
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The model that made it: with hot swaps the engine's current predictor may already be another.
+    model_version: str = ""
+    taxonomy: Taxonomy | None = None
 
     @property
     def difficulty(self) -> float:
@@ -70,5 +73,6 @@ class Predictor:
                 labels, conf = logits_to_labels(logits[j], images[i].shape[:2])
                 results[i] = Prediction(labels, conf, size, {
                     "preprocess": (t1 - t0) * 1000 / len(idxs), "infer": (t2 - t1) * 1000 / len(idxs),
-                    "postprocess": (time.perf_counter() - s) * 1000, "batch": len(idxs)})
+                    "postprocess": (time.perf_counter() - s) * 1000, "batch": len(idxs)},
+                    self.version, self.taxonomy)
         return results  # type: ignore[return-value]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.api.deps import EngineDep, JobsDep, SettingsDep
+from service.api.deps import EngineDep, JobsDep, ReadAccess, SettingsDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.schemas import FolderJobRequest, JobResults, JobState
 from service.results import UnknownFormatError, coco_document, parse_formats
@@ -47,6 +47,7 @@ def _formats(value) -> list[str]:
 
 @router.post("", status_code=202, response_model=JobState, openapi_extra=_BODY_DOC)
 async def create_batch(request: Request, response: Response, settings: SettingsDep, jobs: JobsDep,
+                       _auth: WriteAccess,
                        formats: Annotated[str | None, Query(description="encodings stored per class")] = None) -> dict:
     """Start a job; answers 202 at once with its state (poll GET /v1/batches/{id})."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -84,13 +85,13 @@ async def create_batch(request: Request, response: Response, settings: SettingsD
 
 
 @router.get("/{job_id}", response_model=JobState)
-async def get_batch(job_id: JobId, jobs: JobsDep) -> dict:
+async def get_batch(job_id: JobId, jobs: JobsDep, _auth: ReadAccess) -> dict:
     """Progress: status, done/total, and each failure with its reason."""
     return jobs.get(_check_id(job_id))
 
 
 @router.get("/{job_id}/results", response_model=JobResults, response_model_exclude_none=True)
-async def get_results(job_id: JobId, jobs: JobsDep, engine: EngineDep,
+async def get_results(job_id: JobId, jobs: JobsDep, engine: EngineDep, _auth: ReadAccess,
                       offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                       coco: Annotated[bool, Query(description="embed a COCO document of the images")] = False) -> dict:
     """Per-image results finished so far (classes, difficulty, mask link), optionally as embedded COCO."""
@@ -103,7 +104,7 @@ async def get_results(job_id: JobId, jobs: JobsDep, engine: EngineDep,
 
 
 @router.get("/{job_id}/coco.json")
-async def get_coco(job_id: JobId, jobs: JobsDep, engine: EngineDep) -> dict:
+async def get_coco(job_id: JobId, jobs: JobsDep, engine: EngineDep, _auth: ReadAccess) -> dict:
     """All finished images of the job as one COCO instance-segmentation document (RLE masks)."""
     jobs.get(_check_id(job_id))
     return _coco(await run_in_threadpool(jobs.results, job_id), engine)
@@ -116,18 +117,18 @@ def _coco(images: list[dict], engine) -> dict:
 
 
 @router.get("/{job_id}/masks/{index}.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-async def get_mask(job_id: JobId, index: int, jobs: JobsDep) -> FileResponse:
+async def get_mask(job_id: JobId, index: int, jobs: JobsDep, _auth: ReadAccess) -> FileResponse:
     """The PNG label map (class ids) of image `index` of the job."""
     return FileResponse(jobs.mask_path(_check_id(job_id), index), media_type="image/png")
 
 
 @router.post("/{job_id}/cancel", response_model=JobState)
-async def cancel_batch(job_id: JobId, jobs: JobsDep) -> dict:
+async def cancel_batch(job_id: JobId, jobs: JobsDep, _auth: WriteAccess) -> dict:
     """Stop the job before its next photo; results so far are kept."""
     return jobs.cancel(_check_id(job_id))
 
 
 @router.delete("/{job_id}", response_model=JobState)
-async def delete_batch(job_id: JobId, jobs: JobsDep) -> dict:
+async def delete_batch(job_id: JobId, jobs: JobsDep, _auth: WriteAccess) -> dict:
     """Same as POST .../cancel (results are kept on disk for inspection)."""
     return jobs.cancel(_check_id(job_id))

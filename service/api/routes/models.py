@@ -1,26 +1,71 @@
-"""GET /v1/models/current: what is serving — version, taxonomy with colours, metrics, backend, size rule.
+"""Models under /v1/models: the versions in the model store, the one serving, and activation (hot swap).
 
-Annotators' tools read the taxonomy (names, ids, colours) from here rather than hard-coding it, so a
-new model with a changed taxonomy cannot be rendered with stale colours.
+Annotators' tools read the taxonomy (names, ids, colours) from /current rather than hard-coding it, so a
+new model with a changed taxonomy cannot be rendered with stale colours. Activating is token-protected.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
 
-from service.api.deps import PredictorDep
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
+
+from service.api.deps import EngineDep, ReadAccess, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.schemas import ModelInfo
 from service.results import FORMATS
+from service.store.models_registry import ModelStoreError, current, get_model, list_models
+from training.card import ModelDirError
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 
 
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = None
+
+
+def _version_dict(m, current_version: str | None, serving: str) -> dict:
+    return {"version": m.version, "name": m.name, "parent": m.parent, "taxonomy": m.taxonomy, "created": m.created,
+            "registered_at": m.registered_at.isoformat(), "metrics": m.metrics, "status": m.status,
+            "notes": m.notes, "current": m.version == current_version, "serving": m.version == serving}
+
+
+@router.get("")
+def list_versions(store: StoreDep, engine: EngineDep, _auth: ReadAccess) -> dict:
+    """Every version in the model store (oldest first) with its metrics, parent and status."""
+    cur = current(store.session)
+    serving = engine.predictor.version
+    return {"current": cur.version if cur else None, "serving": serving,
+            "versions": [_version_dict(m, cur.version if cur else None, serving) for m in list_models(store.session)]}
+
+
 @router.get("/current", response_model=ModelInfo)
-async def current_model(predictor: PredictorDep) -> dict:
+def current_model(engine: EngineDep, store: StoreDep, _auth: ReadAccess) -> dict:
     """The model in use and how it sees images."""
+    predictor = engine.predictor  # read once: a swap may happen meanwhile
     card = predictor.card
     taxonomy = predictor.taxonomy.to_dict()
     taxonomy["tag"] = predictor.taxonomy.tag
+    row, cur = get_model(store.session, predictor.version), current(store.session)
     return {"version": card["version"], "name": card.get("name"), "arch": card["arch"], "taxonomy": taxonomy,
             "metrics": card.get("metrics") or {}, "backend": predictor.backend.name,
-            "device": str(predictor.backend.device), "input": card["input"], "formats": sorted(FORMATS)}
+            "device": str(predictor.backend.device), "input": card["input"], "formats": sorted(FORMATS),
+            "parent": row.parent if row else None, "created": card.get("created"),
+            "status": row.status if row else None,
+            "activated_at": cur.activated_at.isoformat() if cur and cur.version == predictor.version else None}
+
+
+@router.post("/{version}/activate")
+async def activate(version: str, request: Request, _auth: WriteAccess, body: ActivateRequest | None = None) -> dict:
+    """Serve `version` from now on (promotion or rollback): loaded and warmed up first, then swapped in
+    without failing requests in flight. The choice is stored, so it survives restarts."""
+    switcher = getattr(request.app.state, "models", None)
+    if switcher is None or not request.app.state.ready:
+        raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
+    try:
+        return await asyncio.to_thread(switcher.activate, version, "api", body.reason if body else None)
+    except ModelStoreError as exc:
+        raise HTTPException(404 if "no model version" in str(exc) else 409, str(exc)) from None
+    except ModelDirError as exc:
+        raise HTTPException(409, f"model version {version} cannot be loaded: {exc}") from None

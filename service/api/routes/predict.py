@@ -117,8 +117,8 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
     _, pred, options = await _predict(request, settings, engine, check)
     conf_map = bool(options.get("confidence_map", confidence_map))
     t_enc = time.perf_counter()
-    p = engine.predictor
-    result = await run_in_threadpool(prediction_result, pred, p.taxonomy, p.version, wanted, conf_map)
+    # The prediction names the model that made it, which may differ from engine.predictor after a hot swap.
+    result = await run_in_threadpool(prediction_result, pred, pred.taxonomy, pred.model_version, wanted, conf_map)
     result["timings_ms"]["encode"] = round((time.perf_counter() - t_enc) * 1000, 2)
     result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1000, 2)
     return result
@@ -137,7 +137,7 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
                           alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5) -> Response:
     """A colour preview for people: class colours blended over the photo (background left as is)."""
     image, pred, _ = await _predict(request, settings, engine)
-    palette = engine.predictor.taxonomy.palette()
+    palette = pred.taxonomy.palette()
 
     def render() -> bytes:
         from training.images import encode_png
@@ -148,5 +148,5 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
 
 
 def _headers(engine, pred) -> dict[str, str]:
-    return {"X-Model-Version": engine.predictor.version, "X-Difficulty": f"{pred.difficulty:.4f}",
+    return {"X-Model-Version": pred.model_version, "X-Difficulty": f"{pred.difficulty:.4f}",
             "X-Input-Size": f"{pred.input_size[1]}x{pred.input_size[0]}"}

@@ -1,0 +1,91 @@
+"""Content-addressed files under data_dir: images/ab/<sha256>.<ext> and masks/ab/<sha256>.png.
+
+A file is staged under a temporary name beside its final place and renamed only after the database
+row naming it is committed, so a failure leaves neither a row without a file nor a stray file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+KINDS = ("images", "masks")
+TMP_PREFIX = ".tmp-"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Staged:
+    sha256: str
+    rel: str                 # path relative to data_dir, as stored in the database
+    final: Path
+    temp: Path | None        # None: the content was already stored (nothing to rename or remove)
+
+
+class FileStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def rel_path(self, kind: str, sha256: str, suffix: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown file kind {kind!r}")
+        # Two-level fan-out keeps folders small with many thousands of files.
+        return f"{kind}/{sha256[:2]}/{sha256}{suffix}"
+
+    def path(self, rel: str) -> Path:
+        p = (self.root / rel).resolve()
+        if not p.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{rel!r} is outside the data folder")
+        return p
+
+    def stage(self, kind: str, data: bytes, suffix: str) -> Staged:
+        """Write `data` to a temporary name next to its content-addressed place (unless already there)."""
+        sha = sha256_bytes(data)
+        rel = self.rel_path(kind, sha, suffix)
+        final = self.path(rel)
+        if final.is_file() and final.stat().st_size == len(data):
+            return Staged(sha, rel, final, None)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
+        with open(temp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return Staged(sha, rel, final, temp)
+
+    @staticmethod
+    def publish(staged: Staged) -> None:
+        if staged.temp is not None:
+            os.replace(staged.temp, staged.final)  # atomic; identical content if it raced another writer
+            staged.temp = None
+
+    @staticmethod
+    def discard(staged: Staged) -> None:
+        if staged.temp is not None:
+            staged.temp.unlink(missing_ok=True)
+            staged.temp = None
+
+    def read(self, rel: str) -> bytes:
+        return self.path(rel).read_bytes()
+
+    def sweep_temps(self, older_than_s: float = 3600.0) -> int:
+        """Remove temporary files left by a killed process; returns how many were removed.
+
+        Only old ones: another process (the CLI, a worker) may be staging files right now.
+        """
+        import time
+
+        removed, cutoff = 0, time.time() - older_than_s
+        for kind in KINDS:
+            base = self.root / kind
+            if base.is_dir():
+                for p in base.glob(f"*/{TMP_PREFIX}*"):
+                    if p.stat().st_mtime < cutoff:
+                        p.unlink(missing_ok=True)
+                        removed += 1
+        return removed
