@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.api.limits import BodySizeLimit
-from service.api.routes import batches, health, models, predict
+from service.api.routes import batches, corrections, health, models, predict
+from service.api.routes import labelstudio as labelstudio_route
 from service.api.routes import metrics as metrics_route
 from service.inference.batcher import BatcherClosed
 from service.metrics import Metrics, MetricsMiddleware
@@ -25,15 +26,15 @@ log = logging.getLogger("tailor.service")
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     from service.engine import Engine
-    from service.inference import Predictor
     from service.jobs import JobStore
+    from service.model_swap import ModelSwitcher, open_store_and_model
 
     settings: Settings = app.state.settings
-    predictor = app.state.preloaded_predictor
-    if predictor is None:
-        # In a thread: loading (and hashing) the model files must not stall a shared event loop.
-        predictor = await asyncio.to_thread(Predictor, settings.model_dir, settings.backend, settings.threads)
+    # In a thread: migrating the database and loading (and hashing) model files must not stall the loop.
+    store, predictor = await asyncio.to_thread(open_store_and_model, settings, app.state.preloaded_predictor)
+    app.state.store = store
     engine = Engine(predictor, settings, app.state.metrics)
+    app.state.models = ModelSwitcher(engine, store, settings)
     try:
         if settings.warmup:
             seconds = await asyncio.to_thread(engine.warm_up)
@@ -42,6 +43,7 @@ async def lifespan(app: FastAPI):
         jobs.start()
     except BaseException:
         engine.close()
+        store.close()
         raise
     app.state.engine, app.state.jobs = engine, jobs
     app.state.ready = True
@@ -54,6 +56,8 @@ async def lifespan(app: FastAPI):
         await asyncio.to_thread(jobs.stop)
         engine.close()
         app.state.engine = None
+        store.close()
+        app.state.store = None
 
 
 def _document_manual_bodies(app: FastAPI) -> None:
@@ -85,15 +89,21 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.ready = False
     app.state.engine = None
-    for module in (predict, batches, models, health):
+    app.state.store = None
+    for module in (predict, batches, corrections, models, health):
         app.include_router(module.router)
     app.include_router(metrics_route.router)
+    app.include_router(labelstudio_route.router)
 
     def body_limit(path: str) -> int | None:
         if path.startswith("/v1/batches"):
             return settings.max_batch_upload_bytes
         if path.startswith("/v1/predict"):
             return settings.predict_body_limit
+        if path.startswith("/v1/corrections"):
+            return settings.max_mask_upload_bytes
+        if path.startswith("/v1/labelstudio"):
+            return settings.labelstudio_max_body_bytes  # task batches, brush RLE in annotations
         return 64 * 1024  # nothing else takes a real body
 
     # The last added is outermost: metrics also count the 413s of the size limit, which in turn sees

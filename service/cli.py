@@ -203,6 +203,13 @@ def _parity_photos(data: Path, count: int = 4):
     return [decode_image(s.image) for s in folder.samples[:count]]
 
 
+from service.cli_store import corrections_app, db_app, models_app  # noqa: E402
+
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(corrections_app, name="corrections")
+
+
 def main() -> None:
     try:
         app()

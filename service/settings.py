@@ -64,6 +64,113 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(10_000, ge=1)
     max_batch_upload_bytes: int = Field(1024 * MiB, ge=1024, description="largest multipart batch request")
 
+    # The store: corrections, images and model versions (service/store).
+    data_dir: Path = Field(REPO_ROOT / "runs" / "data", description="database file, images, masks (by hash)")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///DATA_DIR/tailor.db",
+                                     repr=False)
+    model_store: Path | None = Field(None, description="model versions, one folder each (default DATA_DIR/models)")
+    export_root: Path | None = Field(None, description="exports of approved corrections (default DATA_DIR/exports)")
+    max_mask_upload_bytes: int = Field(64 * MiB, ge=1024, description="largest correction upload (image + mask)")
+
+    # Background jobs in the database queue, run by `tailor worker` (service/store/queue.py, service/worker.py).
+    start_worker: bool = Field(True, description="`tailor serve` also runs (and restarts) one worker subprocess")
+    worker_poll_s: float = Field(2.0, gt=0, le=300, description="an idle worker looks for queued jobs this often")
+    worker_heartbeat_s: float = Field(10.0, gt=0, le=600, description="a running job's heartbeat interval (s)")
+    worker_stale_s: float = Field(120.0, gt=0, description="a running job silent this long has lost its worker")
+    worker_nice: int = Field(10, ge=0, le=19, description="CPU niceness of the worker, so serving stays responsive")
+    job_max_attempts: int = Field(2, ge=1, le=10, description="claims of a job before a lost worker fails it")
+    model_poll_s: float = Field(5.0, ge=0, le=3600, description="how often the server checks which model is "
+                                                                "current in the database (0: never)")
+
+    # Retraining on approved corrections and the promotion gate (service/retrain.py, service/promotion.py).
+    retrain_every: int = Field(100, ge=0, description="queue a retrain after this many new approvals (0: never)")
+    retrain_config: dict[str, Any] = Field(
+        default_factory=lambda: {"epochs": 10, "lr": 5e-4, "warmup_epochs": 0.5},
+        description="TrainConfig fields overriding the current model's own training config when fine-tuning")
+    retrain_base_data: Path | None = Field(None, description="dataset folder mixed into every retrain (e.g. CCP)")
+    eval_percent: float = Field(20.0, gt=0, lt=100, description="share of approved photos (by a hash of their "
+                                                                "sha256) kept aside as the evaluation set")
+    promotion_guarded_classes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["shoes", "pants", "skirt", "legwear"],
+        description="classes whose IoU may not drop by more than promotion_max_class_drop (comma list)")
+    promotion_max_class_drop: float = Field(0.02, ge=0, le=1, description="largest IoU drop of a guarded class")
+    promotion_min_eval_images: int = Field(10, ge=1, description="with fewer evaluation photos nothing is promoted")
+
+    # Who may write: tokens in Authorization: Bearer, X-API-Token, or the password of HTTP Basic.
+    api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False,
+                                                       description="tokens for write/admin routes (comma list)")
+    read_open: bool = Field(True, description="reads (lists, fetches) need no token")
+    loopback_open: bool = Field(True, description="with no api_tokens, writes are open only when host is loopback")
+
+    # Label Studio ML backend under /v1/labelstudio (service/api/routes/labelstudio.py).
+    labelstudio_url: str | None = Field(None, description="LS base URL for /data/... images; else the hostname "
+                                                          "LS sends in /setup (which must be in allowed_url_hosts)")
+    labelstudio_token: str | None = Field(None, repr=False, description="LS token (legacy or personal access "
+                                                                        "token); else the one LS sends in /setup")
+    labelstudio_label_map: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="class name -> LS label (JSON or 'top=Top,shoes=Footwear'); a class "
+                                          "not listed matches the label of its own name, case-insensitively")
+    labelstudio_basic_user: str | None = Field(None, description="HTTP Basic user LS must send (auth_method BASIC_AUTH)")
+    labelstudio_basic_pass: str | None = Field(None, repr=False, description="HTTP Basic password for the LS routes")
+    labelstudio_max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest /predict or /webhook body")
+    labelstudio_polygon_tolerance: float = Field(1.0, ge=0, le=50, description="px: polygon simplification")
+
+    @field_validator("labelstudio_url")
+    @classmethod
+    def _check_ls_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"labelstudio_url must be an http(s) base URL like http://host:8080, got {value!r}")
+        return value.strip().rstrip("/")
+
+    @field_validator("labelstudio_label_map", mode="before")
+    @classmethod
+    def _split_label_map(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            pairs = [p.partition("=") for p in text.split(",") if p.strip()]
+            if any(not sep for _, sep, _ in pairs):
+                raise ValueError("labelstudio_label_map: write class=Label pairs separated by commas, or JSON")
+            return {k.strip(): v.strip() for k, _, v in pairs}
+        return value
+
+    @field_validator("labelstudio_label_map")
+    @classmethod
+    def _check_label_map(cls, mapping: dict[str, str]) -> dict[str, str]:
+        if any(not k.strip() or not v.strip() for k, v in mapping.items()):
+            raise ValueError("labelstudio_label_map: class names and labels must not be empty")
+        targets = [v.strip().lower() for v in mapping.values()]
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        if dupes:
+            # Two classes on one label could not be told apart when an annotation comes back.
+            raise ValueError(f"labelstudio_label_map: labels {dupes} are given to more than one class")
+        return {k.strip(): v.strip() for k, v in mapping.items()}
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [t for t in (p.strip() for p in text.split(",")) if t]
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _check_tokens(cls, tokens: list[str]) -> list[str]:
+        for t in tokens:
+            # A short token is guessable; the message never echoes the token itself.
+            if len(t) < 16 or any(c.isspace() for c in t):
+                raise ValueError("api_tokens: each token needs at least 16 characters and no spaces")
+        return tokens
+
     @field_validator("allowed_url_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
@@ -93,6 +200,37 @@ class Settings(BaseSettings):
             raise ValueError(f"{path} is not a model directory (no card.json)")
         return path
 
+    @field_validator("promotion_guarded_classes", mode="before")
+    @classmethod
+    def _split_guarded(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [c.strip() for c in text.split(",") if c.strip()]
+        return value
+
+    @field_validator("retrain_config")
+    @classmethod
+    def _check_retrain_config(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        from dataclasses import fields
+
+        from training.config import TrainConfig
+
+        unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise ValueError(f"retrain_config: {unknown} are not TrainConfig fields")
+        # Fine-tuning loads the current weights, so the network's shape must stay the model's own.
+        fixed = sorted(set(overrides) & {"encoder", "decoder_channels", "taxonomy"})
+        if fixed:
+            raise ValueError(f"retrain_config: {fixed} are fixed by the model being fine-tuned")
+        return overrides
+
+    @field_validator("retrain_base_data")
+    @classmethod
+    def _base_data_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not (path / "labels.txt").is_file():
+            raise ValueError(f"retrain_base_data {path} is not a dataset folder (no labels.txt)")
+        return path
+
     @field_validator("batch_root")
     @classmethod
     def _batch_root_exists(cls, path: Path | None) -> Path | None:
@@ -104,6 +242,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> "Settings":
         if self.max_side < self.min_side:
             raise ValueError(f"max_side ({self.max_side}) is below min_side ({self.min_side})")
+        if self.worker_stale_s < 2 * self.worker_heartbeat_s:
+            raise ValueError(f"worker_stale_s ({self.worker_stale_s}) must be at least twice worker_heartbeat_s "
+                             f"({self.worker_heartbeat_s}), or a live worker could be taken for dead")
+        if (self.labelstudio_basic_user is None) != (self.labelstudio_basic_pass is None):
+            raise ValueError("set both labelstudio_basic_user and labelstudio_basic_pass, or neither")
         return self
 
     @classmethod
@@ -114,6 +257,23 @@ class Settings(BaseSettings):
         # Priority: explicit arguments > environment > .env > settings file (TAILOR_SETTINGS_FILE).
         return (init_settings, _Checked(settings_cls, env_settings), _Checked(settings_cls, dotenv_settings),
                 _SettingsFileSource(settings_cls))
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'tailor.db').resolve()}"
+
+    @property
+    def model_store_dir(self) -> Path:
+        return self.model_store or self.data_dir / "models"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space of worker jobs (exported datasets, training runs, batch outputs)."""
+        return self.data_dir / "work"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.export_root or self.data_dir / "exports"
 
     @property
     def predict_body_limit(self) -> int:

@@ -80,37 +80,43 @@ def decode_base64(text: str, settings: Settings) -> bytes:
         raise InputError(400, f"image_base64 is not valid base64 ({exc})") from None
 
 
-def _check_url(url: httpx.URL, settings: Settings, original_host: str | None = None) -> None:
+def _check_url(url: httpx.URL, settings: Settings, original_host: str | None = None,
+               extra_hosts: tuple[str, ...] = ()) -> None:
     if url.scheme not in ("http", "https"):
         raise InputError(400, f"image_url must be http or https, got {url.scheme or 'no scheme'!r}")
     host = (url.host or "").lower()
     if original_host is not None and host != original_host:
         raise InputError(403, f"image_url redirected from {original_host!r} to another host {host!r}; refused")
-    if host not in settings.allowed_url_hosts:
+    if host not in settings.allowed_url_hosts and host not in extra_hosts:
         raise InputError(403, f"image_url host {host!r} is not allowed "
                                  f"(allowed_url_hosts: {settings.allowed_url_hosts})")
 
 
-async def fetch_url(raw_url: str, settings: Settings) -> bytes:
-    """GET an image from an allowed host; redirects only within that host; size capped while streaming."""
-    if not settings.allowed_url_hosts:
+async def fetch_url(raw_url: str, settings: Settings, *, headers: dict[str, str] | None = None,
+                    extra_hosts: tuple[str, ...] = ()) -> bytes:
+    """GET an image from an allowed host; redirects only within that host; size capped while streaming.
+
+    headers (e.g. a Label Studio token) go only to that host; extra_hosts are allowed besides
+    allowed_url_hosts (the configured Label Studio host).
+    """
+    if not settings.allowed_url_hosts and not extra_hosts:
         raise InputError(403, "image_url is disabled on this server (allowed_url_hosts is empty); "
                                  "upload the image or send image_base64")
     try:
         url = httpx.URL(raw_url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise InputError(400, f"image_url is not a valid URL ({exc})") from None
-    _check_url(url, settings)
+    _check_url(url, settings, extra_hosts=extra_hosts)
     host, limit = (url.host or "").lower(), settings.max_upload_bytes
     # trust_env=False: proxies from the environment must not change where a request goes.
     async with httpx.AsyncClient(follow_redirects=False, timeout=settings.url_timeout_s, trust_env=False) as client:
         try:
             for _ in range(settings.max_redirects + 1):
-                async with client.stream("GET", url) as resp:
+                async with client.stream("GET", url, headers=headers) as resp:
                     if resp.is_redirect:
                         location = resp.headers.get("location", "")
                         url = url.join(location)
-                        _check_url(url, settings, original_host=host)
+                        _check_url(url, settings, original_host=host, extra_hosts=extra_hosts)
                         continue
                     if resp.status_code != 200:
                         raise InputError(400, f"image_url answered HTTP {resp.status_code}")

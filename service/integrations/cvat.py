@@ -1,0 +1,118 @@
+"""A CVAT auto-annotation function (cvat_sdk.auto_annotation's DetectionFunction) drafting garment masks.
+
+It runs the model locally (a Predictor on a model directory) or asks a running service over HTTP, and returns
+one mask shape per class present (service.formats.cvat), or polygons when CVAT asks (conv_mask_to_poly).
+"""
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import PIL.Image
+
+try:
+    import cvat_sdk.auto_annotation as cvataa
+except ImportError as exc:  # not a serving dependency: only the CVAT side (cvat-cli, an agent) needs it
+    raise ImportError("service.integrations.cvat needs cvat-sdk: pip install cvat-sdk") from exc
+
+from service.formats import cvat as cvat_format
+from service.formats import png as png_format
+from service.formats import polygons
+from service.results import class_summaries
+from training.taxonomy import Taxonomy
+
+__all__ = ["GarmentMasks", "create"]
+
+
+class GarmentMasks:
+    """Masks (or polygons) of every taxonomy class present in a photo; label ids are class ids.
+
+    Give exactly one source: `predictor` (a loaded service.inference.Predictor), `model_dir` (loaded here),
+    `base_url` of a running Tailor service, or an httpx `client` whose base URL is one (tests: TestClient).
+    `token` is sent as a Bearer token to a service that needs one.
+    """
+
+    def __init__(self, *, predictor=None, model_dir: str | Path | None = None, base_url: str | None = None,
+                 client: httpx.Client | None = None, token: str | None = None, backend: str = "auto",
+                 threads: int | None = None, timeout: float = 120.0, polygon_tolerance: float = 1.0):
+        given = [x for x in (predictor, model_dir, base_url, client) if x is not None and x != ""]
+        if len(given) != 1:
+            raise ValueError("give exactly one of predictor, model_dir, base_url or client")
+        if model_dir:
+            from service.inference import Predictor
+
+            predictor = Predictor(model_dir, backend, threads)
+        self.predictor = predictor
+        self.tolerance = float(polygon_tolerance)
+        self.client = client
+        if base_url:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            # trust_env=False: the service's address is given; environment proxies must not reroute it.
+            self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
+                                       trust_env=False)
+        self._taxonomy: Taxonomy | None = predictor.taxonomy if predictor is not None else None
+        self._spec: cvataa.DetectionFunctionSpec | None = None
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        if self._taxonomy is None:
+            # The service's current model says which classes it draws; never a hard-coded list.
+            r = self.client.get("/v1/models/current")
+            r.raise_for_status()
+            self._taxonomy = Taxonomy.from_dict(r.json()["taxonomy"], origin="/v1/models/current")
+        return self._taxonomy
+
+    @property
+    def spec(self) -> cvataa.DetectionFunctionSpec:
+        if self._spec is None:
+            # Background is the absence of a garment: it gets no label and no shape.
+            self._spec = cvataa.DetectionFunctionSpec(labels=[
+                cvataa.label_spec(c.name, c.id, type="mask") for c in self.taxonomy.classes if c.id != 0])
+        return self._spec
+
+    def label_map(self, image: PIL.Image.Image) -> tuple[np.ndarray, dict[int, float]]:
+        """(H, W) class ids and {class id: score (mean confidence)} for one photo."""
+        rgb = np.asarray(image.convert("RGB"))
+        if self.predictor is not None:
+            pred = self.predictor.predict(rgb)
+            return pred.labels, {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence,
+                                                                              self.predictor.taxonomy)}
+        buf = io.BytesIO()
+        PIL.Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)  # lossless: the same pixels
+        r = self.client.post("/v1/predict", params={"formats": "png"},
+                             files={"image": ("frame.png", buf.getvalue(), "image/png")})
+        r.raise_for_status()
+        body = r.json()
+        labels = png_format.decode(base64.b64decode(body["label_map_png"]))
+        return labels, {c["id"]: c["score"] for c in body["classes"]}
+
+    def detect(self, context: cvataa.DetectionFunctionContext, image: PIL.Image.Image) -> list:
+        labels, scores = self.label_map(image)
+        threshold = context.conf_threshold
+        shapes = []
+        for cid, score in sorted(scores.items()):
+            if cid == 0 or (threshold is not None and score < threshold):
+                continue
+            mask = labels == cid
+            if not context.conv_mask_to_poly:
+                shapes.append(cvataa.mask(cid, cvat_format.encode(mask)))
+                continue
+            # CVAT polygons have no holes; vertices are pixel centres, as in the sdk's own functions.
+            for poly in polygons.encode(mask, self.tolerance):
+                if len(poly["exterior"]) >= 3:
+                    shapes.append(cvataa.polygon(cid, [float(v) for pt in poly["exterior"] for v in pt]))
+        return shapes
+
+
+def create(base_url: str = "", model_dir: str = "", token: str = "", polygon_tolerance: float = 1.0) -> GarmentMasks:
+    """Factory for `cvat-cli task auto-annotate ID --function-module service.integrations.cvat -p base_url=str:URL`
+    (or `-p model_dir=str:models/default` to run the model in the cli's own process)."""
+    if not base_url and not model_dir:
+        from service.settings import DEFAULT_MODEL_DIR
+
+        model_dir = str(DEFAULT_MODEL_DIR)
+    return GarmentMasks(base_url=base_url or None, model_dir=model_dir or None, token=token or None,
+                        polygon_tolerance=polygon_tolerance)

@@ -1,0 +1,151 @@
+"""Reaching Label Studio from the backend: which LS instance and token each project uses, and fetches from it.
+
+labelstudio_url/labelstudio_token (settings) win over the hostname/access_token LS sends in /setup; an LS
+host learnt from /setup must be in allowed_url_hosts. Tokens go only to the LS origin, never to other hosts.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from service.api.inputs import InputError, fetch_url
+
+__all__ = ["Connection", "Connections", "ImageUnavailable"]
+_ACCESS_TTL_S = 240.0  # LS access JWTs live 5 minutes; refresh a little before
+
+
+class ImageUnavailable(ValueError):
+    """A task's image cannot be fetched; the task gets an empty prediction with this message."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    base_url: str | None       # e.g. http://127.0.0.1:8080 (no trailing slash)
+    token: str | None
+    trusted_host: str | None   # the host of settings.labelstudio_url: allowed without allowed_url_hosts
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    u = httpx.URL(url)
+    return u.scheme, (u.host or "").lower(), u.port
+
+
+class Connections:
+    """Per-project memory of what LS sent in /setup (hostname, token, label config) and fetches with it.
+
+    In memory only: LS calls /setup again before every prediction batch, and settings cover restarts.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._projects: dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._access: dict[tuple[str, str], tuple[str, float]] = {}
+        # Annotation webhooks are stored one at a time, in arrival order: CREATED is never overwritten by
+        # an older UPDATED finishing late.
+        self.store_lock = asyncio.Lock()
+
+    def remember(self, project: int | None, hostname=None, access_token=None, schema=None) -> None:
+        if project is None:
+            return
+        entry = {}
+        if isinstance(hostname, str) and hostname.lower().startswith(("http://", "https://")):
+            entry["hostname"] = hostname.rstrip("/")
+        if isinstance(access_token, str) and access_token.strip():
+            entry["token"] = access_token.strip()
+        if isinstance(schema, str) and schema.strip():
+            entry["schema"] = schema
+        with self._lock:
+            known = self._projects.setdefault(project, {})
+            if "hostname" in entry and entry["hostname"] != known.get("hostname") and "token" not in entry:
+                # A token learnt for one LS host is never sent to another one named later.
+                known.pop("token", None)
+            known.update(entry)
+
+    def schema(self, project: int | None) -> str | None:
+        with self._lock:
+            return self._projects.get(project, {}).get("schema")
+
+    def resolve(self, project: int | None) -> Connection:
+        s = self.settings
+        with self._lock:
+            known = dict(self._projects.get(project, {}))
+        trusted = httpx.URL(s.labelstudio_url).host.lower() if s.labelstudio_url else None
+        return Connection(s.labelstudio_url or known.get("hostname"), s.labelstudio_token or known.get("token"),
+                          trusted)
+
+    def _check_host(self, url: str, conn: Connection) -> None:
+        host = (httpx.URL(url).host or "").lower()
+        if host != conn.trusted_host and host not in self.settings.allowed_url_hosts:
+            raise ImageUnavailable(f"Label Studio host {host!r} is neither labelstudio_url's host nor in "
+                                   f"allowed_url_hosts {self.settings.allowed_url_hosts}")
+
+    async def headers(self, conn: Connection) -> dict[str, str]:
+        """Authorization for LS: a legacy token as `Token T`; a personal access token (a JWT) is exchanged."""
+        token = conn.token
+        if not token:
+            return {}
+        if token.count(".") != 2:
+            return {"Authorization": f"Token {token}"}
+        key = (conn.base_url or "", token)
+        cached = self._access.get(key)
+        if cached and cached[1] > time.monotonic():
+            return {"Authorization": f"Bearer {cached[0]}"}
+        url = f"{conn.base_url}/api/token/refresh"
+        self._check_host(url, conn)
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.url_timeout_s, trust_env=False) as client:
+                resp = await client.post(url, json={"refresh": token})
+            access = resp.json().get("access") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ImageUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(access, str):
+            raise ImageUnavailable(f"Label Studio refused the personal access token (HTTP {resp.status_code})")
+        self._access[key] = (access, time.monotonic() + _ACCESS_TTL_S)
+        return {"Authorization": f"Bearer {access}"}
+
+    def absolute(self, ref: str, conn: Connection) -> str:
+        if ref.startswith("/"):
+            if not conn.base_url:
+                raise ImageUnavailable(f"{ref[:120]!r} is a Label Studio path but no LS URL is known: set "
+                                       "labelstudio_url, or let LS connect (it sends its hostname in /setup)")
+            return conn.base_url + ref
+        if ref.lower().startswith(("http://", "https://")):
+            return ref
+        raise ImageUnavailable(f"image reference {ref[:120]!r} is neither an LS path (/data/...) nor an http(s) URL "
+                               "(cloud storage URIs are resolved by LS, not fetched here)")
+
+    async def fetch_image(self, ref: str, conn: Connection) -> bytes:
+        """The bytes of a task's image: LS paths and LS URLs with the token, other allowed hosts without."""
+        url = self.absolute(ref, conn)
+        ls_origin = conn.base_url is not None and _origin(url) == _origin(conn.base_url)
+        if ls_origin:
+            self._check_host(url, conn)
+        headers = await self.headers(conn) if ls_origin else None
+        extra = (conn.trusted_host,) if ls_origin and conn.trusted_host else ()
+        try:
+            return await fetch_url(url, self.settings, headers=headers, extra_hosts=extra)
+        except InputError as exc:
+            hint = " (is the LS token right?)" if "HTTP 401" in str(exc.detail) else ""
+            raise ImageUnavailable(f"{url}: {exc.detail}{hint}") from None
+
+    async def get_json(self, path: str, conn: Connection) -> dict:
+        """GET an LS API path (e.g. /api/predictions/5) with the token; ValueError on any failure."""
+        if not conn.base_url:
+            raise ImageUnavailable("no Label Studio URL known")
+        url = conn.base_url + path
+        self._check_host(url, conn)
+        headers = await self.headers(conn)
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.url_timeout_s, trust_env=False) as client:
+                resp = await client.get(url, headers=headers)
+            body = resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ImageUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(body, dict):
+            raise ImageUnavailable(f"{url} answered HTTP {resp.status_code}")
+        return body
