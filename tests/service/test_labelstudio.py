@@ -45,6 +45,8 @@ CONFIG = """<View>
 NAMES = {"skin": "Skin", "hair": "HAIR", "top": "Top", "pants": "Trousers", "dress": "Dress", "skirt": "skirt",
          "shoes": "Shoes"}
 
+SLOW_GATE = threading.Event()  # opened by a test once it has seen the webhook answer
+
 
 class FakeLabelStudio(http.server.BaseHTTPRequestHandler):
     """/data/upload/... and /api/... need `Token TOKEN` or `Bearer ACCESS`; /public/... needs nothing."""
@@ -68,7 +70,8 @@ class FakeLabelStudio(http.server.BaseHTTPRequestHandler):
             if self.headers.get("Authorization") not in (f"Token {TOKEN}", f"Bearer {ACCESS}"):
                 return self._send(401, b'{"detail": "Authentication credentials were not provided."}')
         if "/slow/" in self.path:
-            time.sleep(1.5)  # longer than LS's webhook timeout: the webhook must not wait for this
+            # Held until the test opens the gate: the webhook must answer while this fetch is stuck.
+            assert SLOW_GATE.wait(60), "test never released the slow image"
         if self.path.startswith("/api/predictions/") and int(name) in self.predictions:
             return self._send(200, json.dumps(self.predictions[int(name)]).encode())
         if name in self.files and not self.path.startswith("/api/"):
@@ -232,9 +235,11 @@ def test_webhook_stores_annotations_as_corrections(service, connected, fake_ls, 
     payload = {"action": "ANNOTATION_CREATED", "project": {"id": 1, "label_config": CONFIG},
                "annotation": {"id": 501, "task": 11, "result": result, "completed_by": 1, "parent_prediction": 7},
                "task": {"id": 11, "project": 1, "data": {"image": f"/data/upload/slow/{photos[0].name}"}}}
-    t0 = time.perf_counter()
+    SLOW_GATE.clear()
     r = http.post("/webhook", json=payload)
-    assert time.perf_counter() - t0 < 1.0, "LS gives a webhook 1 s; the image takes 1.5 s to fetch"
+    # LS gives a webhook 1 s: the answer came while the image fetch is still held at the gate.
+    assert _stored(app, "project/1/annotation/501") is None
+    SLOW_GATE.set()
     assert r.status_code == 200 and r.json() == {"status": "accepted", "action": "ANNOTATION_CREATED",
                                                  "annotations": 1}
     row = wait_for(lambda: _stored(app, "project/1/annotation/501"), timeout=60)
