@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.api.limits import BodySizeLimit
-from service.api.routes import batches, corrections, health, models, predict
+from service.api.routes import batches, corrections, health, jobs as jobs_route, models, predict
 from service.api.routes import labelstudio as labelstudio_route
 from service.api.routes import metrics as metrics_route
 from service.inference.batcher import BatcherClosed
@@ -27,7 +27,7 @@ log = logging.getLogger("tailor.service")
 async def lifespan(app: FastAPI):
     from service.engine import Engine
     from service.jobs import JobStore
-    from service.model_swap import ModelSwitcher, open_store_and_model
+    from service.model_swap import ModelSwitcher, follow_current, open_store_and_model
 
     settings: Settings = app.state.settings
     # In a thread: migrating the database and loading (and hashing) model files must not stall the loop.
@@ -46,6 +46,9 @@ async def lifespan(app: FastAPI):
         store.close()
         raise
     app.state.engine, app.state.jobs = engine, jobs
+    # Promotions by the job worker (another process) land in the database; follow them here.
+    poller = asyncio.create_task(follow_current(app.state.models, settings.model_poll_s)) \
+        if settings.model_poll_s > 0 else None
     app.state.ready = True
     app.state.metrics.ready.set(1)
     try:
@@ -53,6 +56,8 @@ async def lifespan(app: FastAPI):
     finally:
         app.state.ready = False
         app.state.metrics.ready.set(0)
+        if poller is not None:
+            poller.cancel()
         await asyncio.to_thread(jobs.stop)
         engine.close()
         app.state.engine = None
@@ -90,7 +95,7 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.ready = False
     app.state.engine = None
     app.state.store = None
-    for module in (predict, batches, corrections, models, health):
+    for module in (predict, batches, corrections, models, jobs_route, health):
         app.include_router(module.router)
     app.include_router(metrics_route.router)
     app.include_router(labelstudio_route.router)

@@ -133,7 +133,7 @@ def serve(
     settings_file: Annotated[Optional[Path], typer.Option(help="YAML/JSON settings (env vars win)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Run the HTTP prediction service (docs at /docs, metrics at /metrics)."""
+    """Run the HTTP service (docs at /docs, metrics at /metrics) and a job worker (TAILOR_START_WORKER)."""
     if settings_file is not None:
         os.environ["TAILOR_SETTINGS_FILE"] = str(settings_file)
     settings = _settings(host=host, port=port, model_dir=model, backend=backend, threads=threads)
@@ -142,7 +142,22 @@ def serve(
     from service.app import create_app
 
     # One worker process: the model lives in it once; concurrency comes from the engine, not forks.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    # Jobs (retraining above all) run in a separate `tailor worker` child, never in the server process.
+    supervisor = None
+    if settings.start_worker:
+        import signal
+
+        from service.supervisor import WorkerSupervisor
+
+        supervisor = WorkerSupervisor(settings)
+        supervisor.start()
+        # uvicorn re-raises the SIGTERM it shut down on; as an exception it lets `finally` stop the worker.
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @app.command()
@@ -208,6 +223,11 @@ from service.cli_store import corrections_app, db_app, models_app  # noqa: E402
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(corrections_app, name="corrections")
+
+from service.cli_jobs import jobs_app, worker  # noqa: E402
+
+app.add_typer(jobs_app, name="jobs")
+app.command("worker")(worker)
 
 
 def main() -> None:

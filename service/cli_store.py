@@ -82,8 +82,8 @@ def models_register(model_dir: Annotated[Path, typer.Argument(help="model direct
 @models_app.command("activate")
 def models_activate(version: Annotated[str, typer.Argument(help="a version from `tailor models list`")],
                     reason: Annotated[Optional[str], typer.Option(help="why (kept in the history)")] = None) -> None:
-    """Make VERSION current (promotion or rollback). A running server picks it up on restart; for a
-    hot swap without restart call POST /v1/models/VERSION/activate instead."""
+    """Make VERSION current (promotion or rollback). A running server swaps to it within model_poll_s
+    seconds; POST /v1/models/VERSION/activate swaps at once."""
     from service.cli import console, fail
     from service.store.models_registry import ModelStoreError, get_model, set_current
     from training.card import ModelDirError, read_card

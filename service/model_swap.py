@@ -1,7 +1,7 @@
 """Serving from the model store: pick the model at startup, and hot-swap to another version on request.
 
-A swap loads and warms the new Predictor completely (in a worker thread), commits `current` in the
-database, then replaces the engine's predictor reference; requests already running finish on the old one.
+A swap loads and warms the new Predictor in a worker thread, commits `current`, then replaces the engine's
+reference (requests in flight finish on the old one); a poller follows `current` set by other processes.
 """
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ class ModelSwitcher:
         self.engine, self.store, self.settings = engine, store, settings
         self.loader = loader or (lambda path: Predictor(path, settings.backend, settings.threads))
         self._lock = threading.Lock()
+        self._failed: dict[str, float] = {}  # version -> when it failed to load (not retried at every poll)
 
     def activate(self, version: str, actor: str | None = None, reason: str | None = None) -> dict:
         """Blocking (call it in a thread): load + warm the version, commit it as current, swap."""
@@ -92,3 +93,43 @@ class ModelSwitcher:
             log.info("serving model %s (was %s); loaded in %.2f s, warm-up %.2f s", version, old.version,
                      time.perf_counter() - t0 - seconds, seconds)
             return {"version": version, "previous": old.version, "changed": True, "warmup_s": round(seconds, 3)}
+
+    def sync(self, retry_after_s: float = 300.0) -> dict | None:
+        """Serve the version the database names as current, if another process changed it (the worker's
+        promotions, `tailor models activate`). Nothing is written: the database is already right."""
+        with self._lock:  # after an API activation, which commits before it swaps, this finds nothing to do
+            with self.store.session() as s:
+                version = current_version(s)
+                model = get_model(s, version) if version else None
+            serving = self.engine.predictor
+            if model is None or serving.version == version:
+                return None
+            if time.monotonic() - self._failed.get(version, -1e9) < retry_after_s:
+                return None
+            t0 = time.perf_counter()
+            try:
+                predictor = self.loader(model.path)
+                if predictor.version != version:
+                    raise ModelStoreError(f"{model.path} holds version {predictor.version}, not {version}")
+                seconds = warm(predictor) if self.settings.warmup else 0.0
+            except Exception:
+                self._failed[version] = time.monotonic()
+                log.exception("current model %s (set in the database) cannot be loaded; still serving %s",
+                              version, serving.version)
+                return None
+            old = self.engine.swap(predictor)
+            log.info("serving model %s (was %s), made current elsewhere; loaded in %.2f s", version, old.version,
+                     time.perf_counter() - t0)
+            return {"version": version, "previous": old.version, "changed": True, "warmup_s": round(seconds, 3)}
+
+
+async def follow_current(switcher: ModelSwitcher, interval_s: float) -> None:
+    """The server's poller: every interval, hot-swap to the database's current model if it changed."""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(switcher.sync)
+        except Exception:  # a database hiccup must not end the poller
+            log.exception("checking the current model failed")

@@ -35,8 +35,12 @@ from training.taxonomy import load_taxonomy
 
 
 def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | None = None,
-          resume: bool = True, log=print) -> dict:
-    """Train into `out_dir`; resumes from `out_dir/last` when present. Returns the final state."""
+          resume: bool = True, log=print, on_epoch=None) -> dict:
+    """Train into `out_dir`; resumes from `out_dir/last` when present. Returns the final state.
+
+    `on_epoch(record)` (rank 0) gets each epoch's history record once its checkpoints are written, so a
+    caller can report progress or stop a single-process run by raising; it resumes from `out_dir/last`.
+    """
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
     if distributed:
@@ -170,6 +174,12 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
             (out_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
             log(f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f} val mIoU {metrics['miou']:.4f} "
                 f"acc {metrics['pixel_accuracy']:.4f} ({state['train_seconds'] / 60:.1f} min){' *' if improved else ''}")
+            if on_epoch is not None:
+                try:
+                    on_epoch({**record, "epochs": cfg.epochs, "best_miou": state["best"]["miou"]})
+                except BaseException:
+                    progress.stop()  # the caller stopped the run: leave no live progress display behind
+                    raise
         if distributed:
             dist.barrier()
         if cfg.max_steps and state["step"] >= cfg.max_steps:

@@ -1,5 +1,5 @@
 """Label Studio helpers: parse a project's label config, map classes to its labels, build prediction regions,
-turn an annotation's brush/polygon regions back into a label map, and record retrain requests.
+turn an annotation's brush/polygon regions back into a label map, and queue retrain requests as jobs.
 
 No HTTP here (see labelstudio_client and service/api/routes/labelstudio.py), so each piece is testable alone.
 """
@@ -253,18 +253,31 @@ def project_id(value) -> int | None:
 _retrain_lock = threading.Lock()
 
 
-def queue_retrain(reason: str, *, settings, details: Mapping | None = None) -> dict:
-    """Record a request to retrain; the job queue turns these into jobs.
+def queue_retrain(reason: str, *, settings, details: Mapping | None = None, store=None) -> dict:
+    """Queue a retrain job (joining one already queued) and log the request.
 
-    For now one JSON line per request in DATA_DIR/retrain-requests.jsonl (and a log line). The job
-    queue replaces this body with "enqueue a retrain job"; callers keep calling queue_retrain(reason).
+    Every request is also one JSON line in DATA_DIR/retrain-requests.jsonl, so who asked stays on record
+    even when several requests share one job. `store` defaults to a connection opened from settings.
     """
+    from service.store import queue
+    from service.store.db import store_from_settings
+
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": reason,
               "details": dict(details or {})}
+    own = store is None
+    store = store or store_from_settings(settings, upgrade=False)
+    try:
+        with store.session() as s:
+            job, created = queue.enqueue_retrain(s, reason=reason, requested_by="labelstudio",
+                                                 max_attempts=settings.job_max_attempts)
+            record.update(job_id=job.id, job_status=job.status, created=created)
+    finally:
+        if own:
+            store.close()
     path = Path(settings.data_dir) / "retrain-requests.jsonl"
     with _retrain_lock:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
-    log.info("retrain requested: %s", reason)
+    log.info("retrain requested: %s (job %s, %s)", reason, job.id, "queued" if created else "joined")
     return {**record, "queued_in": str(path)}

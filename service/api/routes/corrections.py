@@ -272,12 +272,19 @@ def get_image(correction_id: int, store: StoreDep, _auth: ReadAccess) -> FileRes
 
 
 @router.post("/{correction_id}/review")
-def review(correction_id: int, body: ReviewRequest, store: StoreDep, _auth: WriteAccess) -> dict:
-    """Approve or reject a correction (or reopen it as submitted)."""
+def review(correction_id: int, body: ReviewRequest, store: StoreDep, settings: SettingsDep,
+           _auth: WriteAccess) -> dict:
+    """Approve or reject a correction (or reopen it as submitted); every `retrain_every` new approvals
+    queue a retrain (unless one is already queued or running)."""
+    from service.store.queue import maybe_trigger_retrain
+
     try:
         row = store_api.review(store.session, correction_id, body.status, body.reviewer, body.notes)
     except store_api.CorrectionNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except store_api.CorrectionError as exc:
         raise HTTPException(422, str(exc)) from None
-    return correction_dict(row)
+    out = correction_dict(row)
+    if row.status == "approved":
+        maybe_trigger_retrain(store.session, settings.retrain_every, settings.job_max_attempts)
+    return out

@@ -1,0 +1,154 @@
+"""The worker: claims jobs from the database queue and runs them in its own process (`tailor worker`).
+
+While a job runs, a thread refreshes its heartbeat and learns of cancel requests; a worker that dies stops
+heartbeating, and any worker's recovery pass requeues (or fails, "worker lost") the job it held.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from service.store import Store
+from service.store import queue
+
+log = logging.getLogger("tailor.worker")
+
+
+class JobCancelled(Exception):
+    """The job was asked to stop (POST /v1/jobs/{id}/cancel)."""
+
+
+class JobLost(Exception):
+    """The job is no longer this worker's (it was recovered as lost after a long stall)."""
+
+
+class WorkerStopping(BaseException):
+    """Raised in the worker's main thread by SIGTERM/SIGINT: give the job back and exit."""
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class JobContext:
+    """What a handler gets: the job's id and params, progress reporting, and cancellation checks."""
+
+    def __init__(self, job, store: Store, settings, worker_id: str):
+        self.job_id, self.kind, self.params = job.id, job.kind, dict(job.params or {})
+        self.attempt = job.attempts
+        self.store, self.settings, self.worker_id = store, settings, worker_id
+        self.state = dict(job.progress or {})
+        self.flag: str | None = None  # "cancel" or "lost", set by the heartbeat thread
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if self.flag == "cancel":
+            raise JobCancelled(f"job {self.job_id} cancelled")
+        if self.flag == "lost":
+            raise JobLost(f"job {self.job_id} is no longer held by {self.worker_id}")
+
+    def progress(self, **fields) -> None:
+        """Merge `fields` into the job's progress, write it now, and stop here if cancelled or lost."""
+        with self._lock:
+            self.state.update(fields)
+            snapshot = dict(self.state)
+        with self.store.session() as s:
+            state = queue.heartbeat(s, self.job_id, self.worker_id, snapshot)
+        if state != "ok":
+            self.flag = state
+        self.check()
+
+    def log(self, *parts) -> None:
+        log.info("job %s: %s", self.job_id, " ".join(str(p) for p in parts))
+
+
+def default_handlers() -> dict[str, Callable]:
+    from service.job_kinds import run_batch_predict, run_evaluate
+    from service.retrain import run_retrain
+
+    return {"retrain": run_retrain, "evaluate": run_evaluate, "batch_predict": run_batch_predict}
+
+
+class Worker:
+    def __init__(self, store: Store, settings, worker_id: str | None = None,
+                 handlers: dict[str, Callable] | None = None):
+        self.store, self.settings = store, settings
+        self.id = worker_id or new_worker_id()
+        self.handlers = handlers if handlers is not None else default_handlers()
+
+    def recover(self) -> list[tuple[int, str]]:
+        with self.store.session() as s:
+            changed = queue.recover(s, stale_after_s=self.settings.worker_stale_s)
+        for job_id, status in changed:
+            log.warning("job %s lost its worker (no heartbeat for %.0f s): %s", job_id,
+                        self.settings.worker_stale_s, status)
+        return changed
+
+    def run_once(self) -> int | None:
+        """Recover lost jobs, then claim and run one job; returns its id, or None when the queue is empty."""
+        self.recover()
+        with self.store.session() as s:
+            job = queue.claim(s, self.id, tuple(self.handlers))
+        if job is None:
+            return None
+        self._run(job)
+        return job.id
+
+    def run_forever(self, stop: threading.Event | None = None, idle_exit: bool = False) -> None:
+        stop = stop or threading.Event()
+        log.info("worker %s polling every %.1f s", self.id, self.settings.worker_poll_s)
+        while not stop.is_set():
+            if self.run_once() is None:
+                if idle_exit:
+                    return
+                stop.wait(self.settings.worker_poll_s)
+
+    def _beat(self, ctx: JobContext, done: threading.Event) -> None:
+        while not done.wait(self.settings.worker_heartbeat_s):
+            try:
+                with self.store.session() as s:
+                    state = queue.heartbeat(s, ctx.job_id, self.id)
+            except Exception:  # a locked or unreachable database: try again at the next beat
+                log.exception("heartbeat of job %s failed", ctx.job_id)
+                continue
+            if state != "ok":
+                ctx.flag = state
+                if state == "lost":
+                    return
+
+    def _run(self, job) -> None:
+        ctx = JobContext(job, self.store, self.settings, self.id)
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(ctx, done), name=f"heartbeat-{job.id}", daemon=True)
+        beat.start()
+        log.info("job %s (%s) started, attempt %s of %s", job.id, job.kind, job.attempts, job.max_attempts)
+        t0 = time.monotonic()
+        outcome, kwargs = "failed", {}
+        try:
+            result = self.handlers[job.kind](ctx)
+            outcome, kwargs = "succeeded", {"result": result}
+        except JobCancelled:
+            outcome, kwargs = "cancelled", {"error": "cancelled on request"}
+        except JobLost as exc:
+            log.warning("%s; its result is dropped", exc)
+            return
+        except WorkerStopping:
+            with self.store.session() as s:
+                queue.release(s, job.id, self.id, f"worker {self.id} stopped; requeued")
+            log.info("job %s given back to the queue", job.id)
+            raise
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            kwargs = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            done.set()
+            beat.join(5)
+        with self.store.session() as s:
+            if not queue.finish(s, job.id, self.id, outcome, progress=dict(ctx.state) or None, **kwargs):
+                log.warning("job %s was taken from worker %s before it finished", job.id, self.id)
+        log.info("job %s %s in %.1f s", job.id, outcome, time.monotonic() - t0)
