@@ -22,21 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 CCP = REPO.parent / "shared" / "data" / "ccp"
 
+from training.dataset import write_downscaled_copy  # noqa: E402  (after the path insert above)
+
 
 def small_copy(src: Path, dst: Path, ids: list[str], scale: float) -> Path:
     """Downscaled copies of photos and masks (labels kept), so the demo runs in minutes on a CPU."""
-    from PIL import Image
-
-    (dst / "images").mkdir(parents=True)
-    (dst / "masks").mkdir()
-    shutil.copy(src / "labels.txt", dst / "labels.txt")
-    for i in ids:
-        with Image.open(src / "images" / f"{i}.jpg") as im:
-            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-            im.convert("RGB").resize(size, Image.BILINEAR).save(dst / "images" / f"{i}.jpg", quality=92)
-        with Image.open(src / "masks" / f"{i}.png") as m:
-            m.resize(size, Image.NEAREST).save(dst / "masks" / f"{i}.png")
-    return dst
+    return write_downscaled_copy(src, dst, ids, scale)
 
 
 def free_port() -> int:

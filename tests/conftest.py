@@ -6,7 +6,6 @@ of a few steps, an export and an evaluation each take seconds on two CPU cores.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -33,17 +32,16 @@ def ccp() -> Path:
 
 
 def make_small_copy(src: Path, dst: Path, ids: list[str], scale: float = 0.25) -> Path:
-    """Copy images and masks of `ids` from a dataset folder, downscaled, keeping labels.txt."""
-    (dst / "images").mkdir(parents=True)
-    (dst / "masks").mkdir()
-    shutil.copy(src / "labels.txt", dst / "labels.txt")
-    for i in ids:
-        with Image.open(src / "images" / f"{i}.jpg") as im:
-            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-            im.convert("RGB").resize(size, Image.BILINEAR).save(dst / "images" / f"{i}.jpg", quality=92)
-        with Image.open(src / "masks" / f"{i}.png") as m:
-            m.resize(size, Image.NEAREST).save(dst / "masks" / f"{i}.png")
-    return dst
+    from training.dataset import write_downscaled_copy
+
+    return write_downscaled_copy(src, dst, ids, scale)
+
+
+@pytest.fixture(scope="session")
+def tax():
+    from training.taxonomy import load_taxonomy
+
+    return load_taxonomy("fashion-13")
 
 
 @pytest.fixture(scope="session")

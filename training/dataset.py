@@ -105,6 +105,26 @@ def _by_stem(folder: Path, suffixes: set[str]) -> dict[str, Path]:
     return found
 
 
+def write_downscaled_copy(src: Path, dst: Path, ids: list[str], scale: float) -> Path:
+    """Copy the photos and masks of `ids` from dataset `src` into a new folder `dst`, resized by `scale`.
+
+    Masks are resized with nearest neighbour so that they keep valid label ids. For quick runs (tests,
+    demonstrations) on real photos at a fraction of the cost.
+    """
+    import shutil
+
+    (dst / "images").mkdir(parents=True)
+    (dst / "masks").mkdir()
+    shutil.copy(src / "labels.txt", dst / "labels.txt")
+    for i in ids:
+        with Image.open(src / "images" / f"{i}.jpg") as im:
+            size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+            im.convert("RGB").resize(size, Image.BILINEAR).save(dst / "images" / f"{i}.jpg", quality=92)
+        with Image.open(src / "masks" / f"{i}.png") as m:
+            m.resize(size, Image.NEAREST).save(dst / "masks" / f"{i}.png")
+    return dst
+
+
 def load_pair(sample: Sample, lut: np.ndarray, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one image (upright RGB) and its mask mapped to class ids, checking size and ids."""
     assert sample.mask is not None

@@ -5,7 +5,6 @@ Each store is a SQLite file in a temporary data folder, opened exactly as the se
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -13,14 +12,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from training.images import read_label_map  # noqa: E402
-from training.taxonomy import load_taxonomy  # noqa: E402
 
-CCP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp"
-
-
-@pytest.fixture(scope="session")
-def tax():
-    return load_taxonomy("fashion-13")
+from tests.conftest import CCP  # noqa: E402
 
 
 @pytest.fixture(scope="session")
