@@ -1,7 +1,7 @@
 """The correction loop end to end: a model trained on part of CCP serves, the rest arrive as approved corrections
 over REST, the every-N trigger queues a retrain, the worker fine-tunes, the gate promotes, the server swaps.
 
-Prints held-out mIoU before/after. Run: python bench/demo_retrain.py --initial 24 --corrections 48 --heldout 24
+Prints held-out mIoU before/after. Run: python bench/demo_retrain.py (about 2 minutes on 2 CPU cores)
 """
 from __future__ import annotations
 
@@ -159,6 +159,11 @@ def run(args) -> dict:
             server.kill()
     before = evaluate(model0, heldout, threads=args.threads, show_progress=False)
     after = evaluate(candidate_dir, heldout, threads=args.threads, show_progress=False)
+    control = None
+    if args.control:
+        print("5. control: the same fine-tune on the initial photos alone (no corrections)", flush=True)
+        control = evaluate(control_model(work, initial, model0, args), heldout, threads=args.threads,
+                           show_progress=False)
     report = {"initial_photos": args.initial, "corrections": n, "heldout_photos": args.heldout,
               "trained_on": job["result"]["corrections"], "base_photos": job["result"]["base_images"],
               "eval_set": promotion["eval_images"], "decision": promotion["decision"],
@@ -166,11 +171,28 @@ def run(args) -> dict:
               "heldout_before": before["miou"], "heldout_after": after["miou"],
               "gate_before": promotion["baseline_metrics"].get("miou"),
               "gate_after": promotion["candidate_metrics"].get("miou"),
-              "per_class": {c: (before["per_class"][c], after["per_class"][c]) for c in before["per_class"]}}
+              "heldout_control": control["miou"] if control else None,
+              "per_class": {c: (before["per_class"][c], after["per_class"][c],
+                                control["per_class"][c] if control else None) for c in before["per_class"]}}
     print_table(report)
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def control_model(work: Path, initial: Path, model0: Path, args) -> Path:
+    """The retrain's recipe (same epochs, lr, init) on the initial photos only: what extra epochs alone give."""
+    from training.card import read_card
+    from training.config import TrainConfig
+    from training.export import export_model
+    from training.train import train
+
+    base = read_card(model0)["training"]["config"]
+    cfg = TrainConfig.from_file(None, **{**base, "epochs": args.retrain_epochs, "lr": args.retrain_lr,
+                                         "warmup_epochs": 0.5, "threads": args.threads})
+    train(initial, work / "run-control", cfg, init_model=model0, log=lambda *_: None)
+    export_model(work / "run-control" / "best", work / "model-control")
+    return work / "model-control"
 
 
 def print_table(r: dict) -> None:
@@ -178,29 +200,31 @@ def print_table(r: dict) -> None:
     print(f"\n{r['initial_photos']} initial photos; {r['corrections']} corrections ({r['trained_on']} trained on"
           f"{', plus ' + str(r['base_photos']) + ' base photos' if r['base_photos'] else ''}, {r['eval_set']} in "
           f"the gate's evaluation set); decision: {r['decision']}; serving {r['served_after']}\n")
-    print("| | before | after |\n|---|---|---|")
+    print("| | before | after (promoted) | control: fine-tuned without the corrections |\n|---|---|---|---|")
     print(f"| held-out mIoU ({r['heldout_photos']} photos never submitted) | {f(r['heldout_before'])} | "
-          f"{f(r['heldout_after'])} |")
-    print(f"| gate evaluation set mIoU | {f(r['gate_before'])} | {f(r['gate_after'])} |")
-    for name, (b, a) in r["per_class"].items():
+          f"{f(r['heldout_after'])} | {f(r['heldout_control'])} |")
+    print(f"| gate evaluation set mIoU | {f(r['gate_before'])} | {f(r['gate_after'])} | - |")
+    for name, (b, a, c) in r["per_class"].items():
         if b is not None:
-            print(f"| held-out IoU {name} | {f(b)} | {f(a)} |")
+            print(f"| held-out IoU {name} | {f(b)} | {f(a)} | {f(c)} |")
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--initial", type=int, default=24, help="CCP photos the initial model is trained on")
-    ap.add_argument("--corrections", type=int, default=48, help="photos submitted as approved corrections")
-    ap.add_argument("--heldout", type=int, default=24, help="photos used only for the before/after score")
+    ap.add_argument("--initial", type=int, default=40, help="CCP photos the initial model is trained on")
+    ap.add_argument("--corrections", type=int, default=160, help="photos submitted as approved corrections")
+    ap.add_argument("--heldout", type=int, default=60, help="photos used only for the before/after score")
     ap.add_argument("--scale", type=float, default=0.25, help="downscale factor of the photos")
     ap.add_argument("--long-side", type=int, default=128, help="model input long side")
     ap.add_argument("--width", type=int, default=16, help="U-Net decoder channels")
-    ap.add_argument("--initial-epochs", type=int, default=15)
+    ap.add_argument("--initial-epochs", type=int, default=20)
     ap.add_argument("--retrain-epochs", type=int, default=10)
     ap.add_argument("--retrain-lr", type=float, default=1e-3)
     ap.add_argument("--eval-percent", type=float, default=25.0, help="share of corrections kept for the gate")
     ap.add_argument("--base", action=argparse.BooleanOptionalAction, default=True,
                     help="mix the initial photos into the retrain (retrain_base_data)")
+    ap.add_argument("--control", action=argparse.BooleanOptionalAction, default=True,
+                    help="also fine-tune without the corrections, to separate their effect from more epochs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the retrain")
     ap.add_argument("--workdir", type=Path, default=None, help="keep everything here (default: a temp folder)")

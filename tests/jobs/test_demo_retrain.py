@@ -14,7 +14,7 @@ def test_demo_retrain_promotes_a_better_model(tmp_path):
     from bench.demo_retrain import main
 
     report = main(["--initial", "12", "--corrections", "24", "--heldout", "12", "--initial-epochs", "4",
-                   "--retrain-epochs", "3", "--workdir", str(tmp_path / "demo")])
+                   "--retrain-epochs", "3", "--no-control", "--workdir", str(tmp_path / "demo")])
     assert report["decision"] == "promoted"
     assert report["served_after"] == report["candidate"] != report["before_version"]  # the server swapped
     assert report["gate_after"] >= report["gate_before"]
