@@ -152,14 +152,15 @@ class Settings(BaseSettings):
             raise ValueError(f"labelstudio_label_map: labels {dupes} are given to more than one class")
         return {k.strip(): v.strip() for k, v in mapping.items()}
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "allowed_url_hosts", "promotion_guarded_classes", mode="before")
     @classmethod
-    def _split_tokens(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
+        # From the environment a list is a comma list ("a.com,b.org") or a JSON list.
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
                 return json.loads(text)
-            return [t for t in (p.strip() for p in text.split(",")) if t]
+            return [item for item in (part.strip() for part in text.split(",")) if item]
         return value
 
     @field_validator("api_tokens")
@@ -170,17 +171,6 @@ class Settings(BaseSettings):
             if len(t) < 16 or any(c.isspace() for c in t):
                 raise ValueError("api_tokens: each token needs at least 16 characters and no spaces")
         return tokens
-
-    @field_validator("allowed_url_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        # From the environment this is a comma list ("a.com,b.org") or a JSON list.
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [h for h in (p.strip() for p in text.split(",")) if h]
-        return value
 
     @field_validator("allowed_url_hosts")
     @classmethod
@@ -199,14 +189,6 @@ class Settings(BaseSettings):
         if not (path / "card.json").is_file():
             raise ValueError(f"{path} is not a model directory (no card.json)")
         return path
-
-    @field_validator("promotion_guarded_classes", mode="before")
-    @classmethod
-    def _split_guarded(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else [c.strip() for c in text.split(",") if c.strip()]
-        return value
 
     @field_validator("retrain_config")
     @classmethod
