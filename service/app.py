@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from service.api.limits import BodySizeLimit
 from service.api.routes import batches, corrections, health, jobs as jobs_route, models, predict
+from service.api.routes import worklist_review, worklists
 from service.api.routes import labelstudio as labelstudio_route
 from service.api.routes import metrics as metrics_route
 from service.inference.batcher import BatcherClosed
@@ -95,17 +96,18 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.ready = False
     app.state.engine = None
     app.state.store = None
-    for module in (predict, batches, corrections, models, jobs_route, health):
+    for module in (predict, batches, corrections, models, jobs_route, health, worklists, worklist_review):
         app.include_router(module.router)
+    app.include_router(worklist_review.effort_router)
     app.include_router(metrics_route.router)
     app.include_router(labelstudio_route.router)
 
     def body_limit(path: str) -> int | None:
-        if path.startswith("/v1/batches"):
+        if path.startswith(("/v1/batches", "/v1/worklists")):  # worklists take photo batches too
             return settings.max_batch_upload_bytes
         if path.startswith("/v1/predict"):
             return settings.predict_body_limit
-        if path.startswith("/v1/corrections"):
+        if path.startswith(("/v1/corrections", "/v1/qa")):
             return settings.max_mask_upload_bytes
         if path.startswith("/v1/labelstudio"):
             return settings.labelstudio_max_body_bytes  # task batches, brush RLE in annotations

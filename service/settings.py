@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     labelstudio_max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest /predict or /webhook body")
     labelstudio_polygon_tolerance: float = Field(1.0, ge=0, le=50, description="px: polygon simplification")
 
+    # QA checks, effort, agreement and worklists (service/qa/settings.py documents every threshold).
+    qa: dict[str, Any] = Field(default_factory=dict, description="QAThresholds fields to override, as JSON "
+                                                                 "(e.g. {\"margin_max_width_px\": 6})")
+
     @field_validator("labelstudio_url")
     @classmethod
     def _check_ls_url(cls, value: str | None) -> str | None:
@@ -205,6 +209,20 @@ class Settings(BaseSettings):
         if fixed:
             raise ValueError(f"retrain_config: {fixed} are fixed by the model being fine-tuned")
         return overrides
+
+    @field_validator("qa")
+    @classmethod
+    def _check_qa(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        from service.qa.settings import thresholds_from
+
+        thresholds_from(overrides)   # raises ValueError naming the bad field
+        return overrides
+
+    @property
+    def qa_thresholds(self):
+        from service.qa.settings import thresholds_from
+
+        return thresholds_from(self.qa)
 
     @field_validator("retrain_base_data")
     @classmethod

@@ -100,3 +100,33 @@ class QAThresholds:
     effort_per_small_region_s: float = 3.0
     # ... plus this much per 100 px of class boundary in the draft (edges are traced by eye).
     effort_per_100px_boundary_s: float = 0.5
+
+
+def thresholds_from(overrides: dict | None) -> QAThresholds:
+    """QAThresholds with some fields replaced, each checked against its default's type and sign."""
+    from dataclasses import fields, replace
+
+    known = {f.name: f for f in fields(QAThresholds)}
+    unknown = sorted(set(overrides or {}) - set(known))
+    if unknown:
+        raise ValueError(f"qa: {unknown} are not QA thresholds (known: {', '.join(sorted(known))})")
+    base, values = QAThresholds(), {}
+    for name, value in (overrides or {}).items():
+        default = getattr(base, name)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"qa.{name} must be true or false, got {value!r}")
+        elif isinstance(default, tuple):
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"qa.{name} must be a list of class names, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"qa.{name} must be a number, got {value!r}")
+            if isinstance(default, int) and not float(value).is_integer():
+                raise ValueError(f"qa.{name} must be a whole number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"qa.{name} must not be negative, got {value!r}")
+            value = type(default)(value)
+        values[name] = value
+    return replace(base, **values)

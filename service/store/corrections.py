@@ -48,7 +48,7 @@ def _check_labels(name: str, labels, shape: tuple[int, int], taxonomy: Taxonomy)
     return arr.astype(np.uint8, copy=False)
 
 
-def _image_suffix(data: bytes) -> str:
+def image_suffix(data: bytes) -> str:
     from PIL import Image as PILImage
 
     with PILImage.open(io.BytesIO(data)) as img:
@@ -99,7 +99,7 @@ def save_correction(session: Session, files: FileStore, *, image_bytes: bytes | 
             if image is None:
                 if image_bytes is None:
                     raise CorrectionError(f"no stored image with sha256 {sha}")
-                st = files.stage("images", image_bytes, _image_suffix(image_bytes))
+                st = files.stage("images", image_bytes, image_suffix(image_bytes))
                 staged.append(st)
                 image = Image(sha256=sha, width=shape[1], height=shape[0], path=st.rel, bytes=len(image_bytes))
                 session.add(image)

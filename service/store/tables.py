@@ -188,3 +188,58 @@ class Promotion(Base):
     eval_images: Mapped[int] = mapped_column(Integer, default=0)
     eval_fingerprint: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+QA_STATUSES = ("pending", "passed", "failed", "flagged")
+
+
+class Worklist(Base):
+    """An annotation batch: photos drafted by one model version, split between named annotators."""
+
+    __tablename__ = "worklists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model_version: Mapped[str] = mapped_column(String(100))          # the model that drafted every item
+    taxonomy: Mapped[str] = mapped_column(String(100))
+    annotators: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list["WorkItem"]] = relationship(back_populates="worklist", cascade="all, delete-orphan",
+                                                   order_by="WorkItem.id")
+
+
+class WorkItem(Base):
+    """One photo of a worklist: its draft (labels and confidence), why it is hard, who has it, its QA state.
+
+    The item's correction is not a column: it is the newest correction of the same image (approved ones
+    first), so corrections arriving from Label Studio, CVAT or REST attach without any linking step.
+    """
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("worklist_id", "image_id", name="uq_work_items_worklist_image_id"),
+        CheckConstraint(f"qa_status IN {QA_STATUSES}", name="ck_work_items_qa_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    worklist_id: Mapped[int] = mapped_column(ForeignKey("worklists.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[str] = mapped_column(String(200))                # the photo's name in the batch
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("images.sha256", ondelete="RESTRICT"), index=True)
+    draft_mask_path: Mapped[str] = mapped_column(String(200))
+    confidence_path: Mapped[str] = mapped_column(String(200))         # uint8 PNG, confidence * 255
+    draft_classes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    difficulty: Mapped[float] = mapped_column(Float, default=0.0)
+    predicted_effort_s: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str] = mapped_column(Text, default="")             # why it is hard, in words
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)        # DraftInfo measures, for re-splitting
+    annotator: Mapped[str | None] = mapped_column(String(200), index=True)
+    position: Mapped[int | None] = mapped_column(Integer)             # 1 = first (hardest) of the share
+    qa_status: Mapped[str] = mapped_column(String(20), default="pending")
+    notes: Mapped[str | None] = mapped_column(Text)
+    resolved_flags: Mapped[list[str]] = mapped_column(JSON, default=list)   # flag keys ticked off
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    worklist: Mapped[Worklist] = relationship(back_populates="items")
+    image: Mapped[Image] = relationship(lazy="joined")

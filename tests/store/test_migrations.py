@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, create_engine, inspect
 from service.store.db import upgrade_to_head
 from service.store.tables import Base
 
-HEAD = "0002"  # the newest revision in migrations/versions
+HEAD = "0003"  # the newest revision in migrations/versions
 
 
 def test_migration_matches_orm(tmp_path):

@@ -1,0 +1,85 @@
+"""Drafting photos into a worklist: check every photo first, then predict and store them one by one.
+
+A batch is all or nothing: a photo that cannot be read stops it before any drafting (the error names
+the file), and a failure part-way removes the items this call added, so no half batch is left.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.qa.settings import QAThresholds
+from service.store.files import FileStore
+from service.store.tables import WorkItem, Worklist
+from service.store.worklists import WorklistError, add_item, image_id_from_name
+from training.images import ImageDecodeError, decode_image
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass
+class Photo:
+    image_id: str
+    name: str            # where it came from, for messages
+    data: bytes
+
+
+def photos_in(paths: Sequence[Path]) -> list[Photo]:
+    """Photos from files and folders (a folder: its photo files, sorted by name, not recursive)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in PHOTO_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise WorklistError(f"{p}: no such file or folder")
+    if not files:
+        raise WorklistError(f"no photos ({', '.join(PHOTO_SUFFIXES)}) in {', '.join(map(str, paths))}")
+    return [Photo(image_id_from_name(f.name), str(f), f.read_bytes()) for f in files]
+
+
+def check_photos(photos: Sequence[Photo], existing: Iterable[str] = (), max_pixels: int | None = None) -> None:
+    """Every photo decodes and has an id not used twice; otherwise one error naming every bad file."""
+    seen, problems = set(existing), []
+    for p in photos:
+        if p.image_id in seen:
+            problems.append(f"{p.name}: image id {p.image_id!r} is already in the worklist or this batch")
+        seen.add(p.image_id)
+        try:
+            decode_image(p.data, origin=p.name, max_pixels=max_pixels)
+        except ImageDecodeError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise WorklistError("nothing was added: " + "; ".join(problems[:20])
+                            + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
+
+
+def draft_into(session: Session, files: FileStore, wl: Worklist, photos: Sequence[Photo],
+               predict: Callable[[np.ndarray], object], thresholds: QAThresholds = QAThresholds(),
+               max_pixels: int | None = None, progress: Callable[[Photo], None] | None = None) -> list[WorkItem]:
+    """Predict each photo with `predict(image) -> Prediction` and store it as an item of `wl`."""
+    check_photos(photos, [i.image_id for i in wl.items], max_pixels)
+    added: list[WorkItem] = []
+    try:
+        for p in photos:
+            image = decode_image(p.data, origin=p.name, max_pixels=max_pixels)
+            pred = predict(image)
+            if pred.model_version != wl.model_version:
+                raise WorklistError(f"worklist {wl.name!r} is drafted by {wl.model_version}, but the model now "
+                                    f"serving is {pred.model_version}; start a new worklist")
+            added.append(add_item(session, files, wl, p.image_id, p.data, pred.labels, pred.confidence,
+                                  pred.taxonomy, thresholds, max_pixels))
+            if progress is not None:
+                progress(p)
+    except BaseException:
+        session.rollback()
+        for item in added:
+            session.delete(item)
+        session.commit()
+        raise
+    return added
