@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from service.api.limits import BodySizeLimit
 from service.api.routes import batches, corrections, health, jobs as jobs_route, models, predict
-from service.api.routes import worklist_review, worklists
+from service.api.routes import qa as qa_route, worklist_review, worklists
 from service.api.routes import labelstudio as labelstudio_route
 from service.api.routes import metrics as metrics_route
 from service.inference.batcher import BatcherClosed
@@ -96,7 +96,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.ready = False
     app.state.engine = None
     app.state.store = None
-    for module in (predict, batches, corrections, models, jobs_route, health, worklists, worklist_review):
+    for module in (predict, batches, corrections, models, jobs_route, health, worklists, worklist_review,
+                   qa_route):
         app.include_router(module.router)
     app.include_router(worklist_review.effort_router)
     app.include_router(metrics_route.router)

@@ -224,6 +224,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(corrections_app, name="corrections")
 
+from service.cli_worklists import worklist_app  # noqa: E402
+
+app.add_typer(worklist_app, name="worklist")
+
 from service.cli_jobs import jobs_app, worker  # noqa: E402
 
 app.add_typer(jobs_app, name="jobs")

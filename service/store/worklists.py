@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 
 import numpy as np
 from sqlalchemy import select
@@ -24,7 +23,6 @@ from training.taxonomy import Taxonomy
 __all__ = ["WorklistError", "WorklistNotFound", "create_worklist", "get_worklist", "list_worklists", "add_item",
            "get_item", "assign", "update_item", "item_correction", "item_corrections", "worklist_csv",
            "delete_worklist", "image_id_from_name"]
-_IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class WorklistError(ValueError):
@@ -36,17 +34,25 @@ class WorklistNotFound(LookupError):
 
 
 def image_id_from_name(filename: str) -> str:
-    """A photo's id in a batch: its file name without folders and extension ('a/b/1005.jpg' -> '1005')."""
+    """A photo's id in a batch: its file name without folders and extension ('a/b/1005.jpg' -> '1005'),
+    with characters a file name cannot safely hold replaced by '_'."""
+    from service.delivery import DeliveryError, sanitize_image_id
+
     stem = filename.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    return stem.strip()
+    try:
+        return sanitize_image_id(stem)
+    except DeliveryError as exc:
+        raise WorklistError(str(exc)) from None
 
 
 def _check_image_id(image_id: str) -> str:
-    # Ids become file names in delivery packages, so they are kept to a portable alphabet.
-    if not _IMAGE_ID.match(image_id or ""):
-        raise WorklistError(f"image id {image_id!r}: use 1-200 letters, digits, '.', '_' or '-', starting with a "
-                            "letter or digit")
-    return image_id
+    # Ids become file names in delivery packages, so the package's own rule applies from the start.
+    from service.delivery import DeliveryError, check_image_id
+
+    try:
+        return check_image_id(image_id)
+    except DeliveryError as exc:
+        raise WorklistError(str(exc)) from None
 
 
 def create_worklist(session: Session, name: str, model_version: str, taxonomy: Taxonomy,

@@ -185,3 +185,40 @@ def test_agreement_between_two_annotators(app_client, batch):
     assert magenta[shoes].mean() > 0.95 and magenta[~shoes].mean() < 0.01
     missing = app_client.get(f"{item['qa_url'].rsplit('/qa', 1)[0]}/disagreement.png", params={"a": "ann", "b": "cy"})
     assert missing.status_code == 404 and "cy" in missing.json()["detail"]
+
+
+def test_layered_annotation_overlaps_are_flagged(app_client, batch):
+    """Pants painted over part of a shoe: an overlaps flag with exactly that area and box, in both encodings."""
+    from service.formats import coco_rle, ls_brush
+
+    labels = gt("0005")
+    h, w = labels.shape
+    shoes, pants = labels == TAX.class_id("shoes"), labels == TAX.class_id("pants")
+    pants_layer = pants.copy()
+    ys, xs = np.nonzero(shoes)
+    y0, x0 = int(ys[len(ys) // 2]) - 5, int(xs[len(xs) // 2]) - 6   # around a pixel inside a shoe
+    block = np.zeros_like(shoes)
+    block[y0:y0 + 10, x0:x0 + 12] = True
+    assert (block & shoes).sum() > 20
+    pants_layer |= block & shoes
+    layers = {"shoes": coco_rle.encode(shoes), "pants": coco_rle.encode(pants_layer)}
+    r = app_client.post("/v1/qa/check", json={"layers": layers})
+    assert r.status_code == 200, r.text
+    over = [f for f in r.json()["flags"] if f["check"] == "overlaps"]
+    claimed = block & shoes
+    cys, cxs = np.nonzero(claimed)
+    assert over and over[0]["area"] == int(claimed.sum())
+    assert over[0]["bbox"] == [int(cxs.min()), int(cys.min()), int(cxs.max()) + 1, int(cys.max()) + 1]
+    assert r.json()["checklist"]["clean_overlaps"] is False
+    brush = {"shoes": ls_brush.encode(shoes), "pants": ls_brush.encode(pants_layer)}
+    r2 = app_client.post("/v1/qa/check", json={"format": "ls_brush", "layers": brush, "width": w, "height": h,
+                                               "worklist": batch["name"], "image_id": "0005"})
+    assert r2.status_code == 200, r2.text
+    assert [f for f in r2.json()["flags"] if f["check"] == "overlaps"] == over
+    clean = app_client.post("/v1/qa/check", json={"layers": {"shoes": coco_rle.encode(shoes)}}).json()
+    assert not [f for f in clean["flags"] if f["check"] == "overlaps"] and clean["checklist"]["clean_overlaps"]
+    for bad, word in (({"layers": {"cape": coco_rle.encode(shoes)}}, "cape"),
+                      ({"format": "ls_brush", "layers": brush}, "width"),
+                      ({"layers": {"shoes": {"size": [2, 2], "counts": "zz"}}}, "shoes")):
+        r = app_client.post("/v1/qa/check", json=bad)
+        assert r.status_code == 422 and word in r.text

@@ -1,0 +1,79 @@
+"""POST /v1/qa/check: QA of an annotation as a tool delivers it, one layer per class (COCO RLE or Label
+Studio brush RLE), before it is stored; the only place overlaps between layers can still be seen.
+With worklist and image_id it also runs the checks that compare with that photo's draft.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.annotation.maps import item_confidence, item_draft, taxonomy_for
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep
+from service.api.routes import API_PREFIX
+from service.api.routes.worklists import find_item
+from service.qa.checks import CHECKS, run_checks
+from service.qa.summary import checklist
+
+router = APIRouter(prefix=f"{API_PREFIX}/qa", tags=["qa"])
+
+
+class LayeredAnnotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["coco_rle", "ls_brush"] = Field("coco_rle", description="how each layer is encoded")
+    layers: dict[str, Any] = Field(description="{class name: COCO RLE object | LS brush rle list}; may overlap")
+    width: int | None = Field(None, ge=1, le=20_000, description="needed for ls_brush (COCO RLE carries its size)")
+    height: int | None = Field(None, ge=1, le=20_000)
+    worklist: str | None = Field(None, description="with image_id: compare with that photo's draft too")
+    image_id: str | None = None
+
+
+def _decode_layers(body: LayeredAnnotation, names: list[str]) -> dict[str, np.ndarray]:
+    from service.formats import coco_rle, ls_brush
+
+    if not body.layers:
+        raise HTTPException(422, "layers is empty: send at least one class layer")
+    if body.format == "ls_brush" and (body.width is None or body.height is None):
+        raise HTTPException(422, "ls_brush layers need width and height")
+    out: dict[str, np.ndarray] = {}
+    for name, layer in body.layers.items():
+        if name not in names:
+            raise HTTPException(422, f"layer {name!r} is not a class of the taxonomy (classes: {names})")
+        try:
+            mask = (coco_rle.decode(layer) if body.format == "coco_rle"
+                    else ls_brush.decode(layer, body.height, body.width))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise HTTPException(422, f"layer {name!r} is not valid {body.format}: {exc}") from None
+        first = next(iter(out.values()), None)
+        if first is not None and mask.shape != first.shape:
+            raise HTTPException(422, f"layer {name!r} is {list(mask.shape)}, others are {list(first.shape)}")
+        out[name] = mask.astype(bool)
+    return out
+
+
+@router.post("/check")
+def check(body: LayeredAnnotation, store: StoreDep, engine: EngineDep, settings: SettingsDep,
+          _auth: ReadAccess) -> dict:
+    """Every QA check on a layered annotation: overlaps between layers, then the checks on the label
+    map the layers make (later layers win where they overlap, as the stores do)."""
+    tax = engine.predictor.taxonomy
+    layers = _decode_layers(body, tax.names)
+    shape = next(iter(layers.values())).shape
+    label_map = np.zeros(shape, np.uint8)
+    for name, mask in layers.items():
+        label_map[mask] = tax.class_id(name)
+    draft = conf = None
+    if (body.worklist is None) != (body.image_id is None):
+        raise HTTPException(422, "give both worklist and image_id, or neither")
+    if body.worklist is not None:
+        item = find_item(store, body.worklist, body.image_id)[1]
+        tax = taxonomy_for(item.worklist.taxonomy)
+        draft, conf = item_draft(store.files, item), item_confidence(store.files, item)
+        if draft.shape != shape:
+            raise HTTPException(422, f"the layers are {shape[1]}x{shape[0]} (WxH) but photo {body.image_id} is "
+                                     f"{draft.shape[1]}x{draft.shape[0]}")
+    flags = run_checks(label_map, draft, conf, layers=layers, thresholds=settings.qa_thresholds, taxonomy=tax)
+    return {"flags": [{**f.to_dict(), "explanation": CHECKS[f.check].description} for f in flags],
+            "checklist": checklist(flags), "classes": sorted(layers, key=tax.class_id)}

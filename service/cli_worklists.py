@@ -1,0 +1,212 @@
+"""`tailor worklist`: the annotation team's batch from the command line, the same store as the server.
+
+create (draft photos with the local model), assign, csv, show, set (QA status, notes, flags ticked
+off), qa, effort, agreement; deliver and report write the package and the HTML summary.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+worklist_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                           help="Annotation batches: drafts, split, QA, effort, agreement, delivery, report.")
+NameArg = Annotated[str, typer.Argument(help="worklist name or id")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def _open():
+    from service.cli_store import _store
+
+    return _store()
+
+
+def _worklist(session, ref: str):
+    from service.cli import fail
+    from service.store.worklists import WorklistNotFound, get_worklist
+
+    try:
+        return get_worklist(session, ref)
+    except WorklistNotFound as exc:
+        fail(str(exc))
+
+
+def _print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _split(text: Optional[str]) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+@worklist_app.command("create")
+def create(name: Annotated[str, typer.Argument(help="a new, unique name for the batch")],
+           photos: Annotated[list[Path], typer.Argument(help="photo files and/or folders of photos")],
+           annotators: Annotated[Optional[str], typer.Option(help="comma list; the batch is split between them")] = None,
+           model: Annotated[Optional[Path], typer.Option(help="model directory (default: the bundled model)")] = None,
+           created_by: Annotated[Optional[str], typer.Option(help="who made the batch")] = None) -> None:
+    """Draft every photo with the model, store the batch and (with --annotators) split it by effort."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from service.annotation.drafting import check_photos, draft_into, photos_in
+    from service.cli import console, fail
+    from service.inference import Predictor
+    from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
+    from training.card import ModelDirError
+
+    settings, store = _open()
+    settings = settings.model_copy(update={"model_dir": model}) if model else settings
+    try:
+        batch = photos_in(photos)
+        check_photos(batch, max_pixels=settings.max_pixels)
+        predictor = Predictor(settings.model_dir, backend=settings.backend, threads=settings.threads)
+    except (WorklistError, ModelDirError, ValueError) as exc:
+        fail(str(exc))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with store.session() as s:
+        try:
+            wl = create_worklist(s, name, predictor.version, predictor.taxonomy, _split(annotators), created_by)
+        except WorklistError as exc:
+            fail(str(exc))
+        try:
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task("drafting", total=len(batch))
+                draft_into(s, store.files, wl, batch, predictor.predict, settings.qa_thresholds,
+                           settings.max_pixels, progress=lambda _p: progress.advance(task))
+            if wl.annotators:
+                assign(s, wl, thresholds=settings.qa_thresholds)
+        except BaseException as exc:
+            s.rollback()
+            delete_worklist(s, wl.id)   # all or nothing: no half-drafted batch stays behind
+            if isinstance(exc, (WorklistError, ValueError)):
+                fail(str(exc))
+            raise
+        console.print(f"worklist {wl.name!r} (id {wl.id}): {len(wl.items)} photos drafted by {wl.model_version}"
+                      + (f", split between {', '.join(wl.annotators)}" if wl.annotators else ""))
+        _print_shares(wl)
+
+
+def _print_shares(wl) -> None:
+    from service.annotation.views import totals
+    from service.cli import console
+
+    for who, t in totals(wl).items():
+        console.print(f"  {who or '(unassigned)'}: {t['images']} photos, ~{t['predicted_s'] / 60:.1f} min predicted")
+
+
+@worklist_app.command("assign")
+def assign_cmd(name: NameArg,
+               annotators: Annotated[Optional[str], typer.Option(help="comma list (default: the batch's own)")] = None,
+               capacity: Annotated[Optional[str], typer.Option(help="relative speeds, e.g. 'ann=2,bob=1'")] = None) -> None:
+    """(Re)split the batch so each annotator's predicted effort is about equal; hardest first."""
+    from service.cli import console, fail
+    from service.store.worklists import WorklistError, assign
+
+    settings, store = _open()
+    try:
+        speeds = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in _split(capacity))}
+    except ValueError:
+        fail(f"--capacity: write name=number pairs separated by commas, got {capacity!r}")
+    with store.session() as s:
+        wl = _worklist(s, name)
+        try:
+            assign(s, wl, _split(annotators) or None, speeds or None, settings.qa_thresholds)
+        except WorklistError as exc:
+            fail(str(exc))
+        console.print(f"worklist {wl.name!r} split between {', '.join(wl.annotators)}")
+        _print_shares(wl)
+
+
+@worklist_app.command("list")
+def list_cmd(as_json: JsonOpt = False) -> None:
+    """Every worklist with its size and QA status counts."""
+    from rich.table import Table
+
+    from service.annotation.views import worklist_dict
+    from service.cli import console
+    from service.store.worklists import list_worklists
+
+    _, store = _open()
+    with store.session() as s:
+        rows = [worklist_dict(s, wl) for wl in list_worklists(s)]
+    if as_json:
+        return _print_json(rows)
+    table = Table("id", "name", "photos", "model", "annotators", "QA status")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], str(r["images"]), r["model_version"], ", ".join(r["annotators"]),
+                      ", ".join(f"{k} {v}" for k, v in sorted(r["qa_status"].items())))
+    console.print(table)
+
+
+@worklist_app.command("show")
+def show(name: NameArg, as_json: JsonOpt = False) -> None:
+    """The batch photo by photo: who has it, how hard, why, QA status and its correction."""
+    from rich.table import Table
+
+    from service.annotation.views import worklist_dict
+    from service.cli import console
+
+    _, store = _open()
+    with store.session() as s:
+        data = worklist_dict(s, _worklist(s, name), items=True)
+    if as_json:
+        return _print_json(data)
+    table = Table("photo", "annotator", "#", "difficulty", "effort s", "classes", "why", "QA", "correction",
+                  title=f"{data['name']} ({data['images']} photos, {data['model_version']})")
+    for i in sorted(data["items"], key=lambda i: (i["annotator"] or "", i["position"] or 0)):
+        corr = i["correction"]
+        table.add_row(i["image_id"], i["annotator"] or "", str(i["position"] or ""), f"{i['difficulty']:.3f}",
+                      f"{i['predicted_effort_s']:.0f}", ", ".join(i["draft_classes"]), i["reason"],
+                      i["qa_status"], f"#{corr['id']} {corr['status']}" if corr else "")
+    console.print(table)
+
+
+@worklist_app.command("csv")
+def csv_cmd(name: NameArg,
+            out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write (default: stdout)")] = None) -> None:
+    """The spreadsheet: image id, annotator, classes present, difficulty, notes, QA status."""
+    from service.store.worklists import worklist_csv
+
+    _, store = _open()
+    with store.session() as s:
+        text = worklist_csv(s, _worklist(s, name))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+
+
+@worklist_app.command("set")
+def set_cmd(name: NameArg, image_id: Annotated[str, typer.Argument(help="the photo's id in the batch")],
+            qa_status: Annotated[Optional[str], typer.Option(help="pending, passed, failed or flagged")] = None,
+            notes: Annotated[Optional[str], typer.Option(help="replace the notes")] = None,
+            resolve: Annotated[Optional[list[str]], typer.Option(help="flag key ticked off (repeatable)")] = None,
+            annotator: Annotated[Optional[str], typer.Option(help="reassign ('' to unassign)")] = None) -> None:
+    """Update one photo's QA status, notes, resolved flags or annotator."""
+    from service.cli import console, fail
+    from service.store.worklists import WorklistError, WorklistNotFound, update_item
+
+    _, store = _open()
+    with store.session() as s:
+        wl = _worklist(s, name)
+        try:
+            resolved = None
+            if resolve:
+                from service.store.worklists import get_item
+
+                resolved = list(get_item(s, wl, image_id).resolved_flags or []) + list(resolve)
+            item = update_item(s, wl, image_id, qa_status=qa_status, notes=notes, resolved_flags=resolved,
+                               annotator=annotator)
+        except (WorklistError, WorklistNotFound) as exc:
+            fail(str(exc))
+        console.print(f"{wl.name}/{item.image_id}: QA {item.qa_status}, {len(item.resolved_flags)} flag(s) "
+                      f"resolved{', notes: ' + item.notes if item.notes else ''}", highlight=False)
+
+
+from service.cli_worklist_review import register  # noqa: E402
+
+register(worklist_app)
