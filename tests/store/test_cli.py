@@ -28,7 +28,7 @@ def run(*args):
 
 def test_db_models_and_export_commands(env, tmp_path, tax, ccp_pair):
     r = run("db", "upgrade")
-    assert r.exit_code == 0 and "revision 0002" in r.output
+    assert r.exit_code == 0 and "revision 0003" in r.output
     version = read_card(DEFAULT_MODEL)["version"]
     r = run("models", "register", str(DEFAULT_MODEL))
     assert r.exit_code == 0, r.output
