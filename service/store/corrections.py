@@ -127,16 +127,12 @@ def save_correction(session: Session, files: FileStore, *, image_bytes: bytes | 
                 row.draft_changed_fraction = changed
             session.commit()
         except IntegrityError:
-            session.rollback()
-            for st in staged:
-                files.discard(st)
+            files.abandon(session, staged)
             if attempt == 0:
                 continue
             raise CorrectionError("the correction conflicts with one stored at the same moment; retry") from None
         except BaseException:
-            session.rollback()
-            for st in staged:
-                files.discard(st)
+            files.abandon(session, staged)
             raise
         for st in staged:
             files.publish(st)

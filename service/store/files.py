@@ -70,6 +70,12 @@ class FileStore:
             staged.temp.unlink(missing_ok=True)
             staged.temp = None
 
+    def abandon(self, session, staged: list[Staged]) -> None:
+        """Roll the session back and remove what was staged for it: the failure path of every write."""
+        session.rollback()
+        for st in staged:
+            self.discard(st)
+
     def read(self, rel: str) -> bytes:
         return self.path(rel).read_bytes()
 

@@ -148,14 +148,10 @@ def add_item(session: Session, files: FileStore, wl: Worklist, image_id: str, im
         session.add(item)
         session.commit()
     except IntegrityError:
-        session.rollback()
-        for st in staged:
-            files.discard(st)
+        files.abandon(session, staged)
         raise WorklistError(f"{image_id}: stored at the same moment by another request; retry") from None
     except BaseException:
-        session.rollback()
-        for st in staged:
-            files.discard(st)
+        files.abandon(session, staged)
         raise
     for st in staged:
         files.publish(st)
