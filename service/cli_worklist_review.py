@@ -105,6 +105,57 @@ def agreement(name: NameArg, as_json: JsonOpt = False) -> None:
                   f"mean IoU {_num(sm['mean_iou'])}, boundary F {_num(sm['boundary_f'])}", highlight=False)
 
 
+def deliver(name: NameArg, out: Annotated[Path, typer.Argument(help="package folder to create (and OUT.zip)")],
+            include_unapproved: Annotated[bool, typer.Option(help="deliver photos without an approved mask, "
+                                                                  "flagged")] = False,
+            approved_only: Annotated[bool, typer.Option(help="leave out photos without an approved mask")] = False,
+            left_right: Annotated[bool, typer.Option(help="split paired classes into the person's left/right")] = False,
+            zip_: Annotated[bool, typer.Option("--zip/--no-zip", help="also write OUT.zip")] = True,
+            overwrite: Annotated[bool, typer.Option(help="replace an existing package")] = False,
+            report: Annotated[bool, typer.Option("--report/--no-report", help="include the batch report")] = True) -> None:
+    """Write the delivery package: originals, label and colour PNGs, COCO JSON, metadata JSON/CSV, report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from service.annotation.deliver import deliver_worklist
+    from service.cli import console, fail
+    from service.delivery import DeliveryError
+
+    settings, store = _open()
+    with store.session() as s:
+        wl = _worklist(s, name)
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+                          transient=True) as progress:
+                task = progress.add_task("packaging", total=len(wl.items))
+                result = deliver_worklist(s, store.files, wl, out, left_right=left_right,
+                                          include_unapproved=include_unapproved, approved_only=approved_only,
+                                          make_zip=zip_,
+                                          overwrite=overwrite, thresholds=settings.qa_thresholds, report=report,
+                                          progress=lambda done, total: progress.update(task, completed=done))
+        except (DeliveryError, FileExistsError, OSError) as exc:
+            fail(f"{out}: {exc}")
+    console.print(f"delivered {result.images} photo(s), {result.annotations} annotation(s) to {result.path}"
+                  + (f" and {result.zip_path}" if result.zip_path else "")
+                  + (f"; [bold yellow]{result.flagged} flagged[/] (no approved mask): {', '.join(result.flagged_ids)}"
+                     if result.flagged else ""), highlight=False)
+
+
+def report(name: NameArg, out: Annotated[Path, typer.Argument(help="folder for report.html and charts/")],
+           overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False) -> None:
+    """The batch summary report: one self-contained HTML file (readable offline) plus PNG charts."""
+    from service.annotation.report import write_worklist_report
+    from service.cli import console, fail
+
+    settings, store = _open()
+    with store.session() as s:
+        wl = _worklist(s, name)
+        try:
+            path = write_worklist_report(s, store.files, wl, out, settings.qa_thresholds, overwrite=overwrite)
+        except (FileExistsError, NotADirectoryError, OSError) as exc:
+            fail(f"{out}: {exc}")
+    console.print(f"report: {path}", highlight=False)
+
+
 def _pct(v) -> str:
     return "" if v is None else f"{100 * v:.1f}%"
 
@@ -117,3 +168,5 @@ def register(app: typer.Typer) -> None:
     app.command("qa")(qa)
     app.command("effort")(effort)
     app.command("agreement")(agreement)
+    app.command("deliver")(deliver)
+    app.command("report")(report)

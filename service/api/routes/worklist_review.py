@@ -1,19 +1,22 @@
-"""Reviewing a worklist: QA checks per photo and per batch, flag overlays, correction effort, agreement
-between annotators with its overlay, and store-wide effort under /v1/effort. All read-only: QA
-state changes go through PATCH .../items/{image_id}; retraining is never started from here.
+"""Reviewing and delivering a worklist: QA per photo and batch, flag overlays, correction effort,
+agreement with its overlay, the HTML report, the delivery package, and store-wide /v1/effort.
+QA state changes go through PATCH .../items/{image_id}; retraining is never started from here.
 """
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.annotation.agreement import disagreement_png, item_agreements, worklist_agreement
 from service.annotation.effort import effort_records, effort_summary
 from service.annotation.qa import flag_overlay, item_qa
 from service.annotation.views import item_url
-from service.api.deps import ReadAccess, SettingsDep, StoreDep
+from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.routes.worklists import find_item, find_worklist
 from service.qa.summary import batch_checklist
@@ -112,3 +115,67 @@ def effort(store: StoreDep, settings: SettingsDep, _auth: ReadAccess,
     if records:
         out["records"] = rows
     return out
+
+
+@router.get("/{ref}/report.html", response_class=HTMLResponse)
+def report_html(ref: str, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> HTMLResponse:
+    """The batch report as one self-contained HTML page (charts and thumbnails inlined; works offline)."""
+    from service.annotation.report import worklist_report_html
+
+    wl = find_worklist(store, ref)
+    return HTMLResponse(worklist_report_html(store.session, store.files, wl, settings.qa_thresholds))
+
+
+class DeliveryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dest: str = Field(description="package folder to create under the server's export root, e.g. 'shop-1'")
+    include_unapproved: bool = Field(False, description="deliver photos without an approved mask, flagged")
+    approved_only: bool = Field(False, description="leave out photos without an approved mask (partial delivery)")
+    left_right: bool = Field(False, description="split shoes, socks, legwear, pants into the person's left/right")
+    overwrite: bool = False
+    report: bool = Field(True, description="put the batch report (report/report.html + charts) in the package")
+
+
+def _delivery_dir(settings, dest: str) -> Path:
+    from service.delivery import DeliveryError, check_image_id
+
+    try:
+        check_image_id(dest)   # the same portable-name rule as photo ids: no folders, no dots up
+    except DeliveryError:
+        raise HTTPException(422, f"dest {dest!r}: use letters, digits, '.', '_' or '-' (one folder name)") from None
+    return settings.export_dir / "deliveries" / dest
+
+
+@router.post("/{ref}/delivery", status_code=201)
+def deliver(ref: str, body: DeliveryRequest, store: StoreDep, settings: SettingsDep, _auth: WriteAccess) -> dict:
+    """Write the delivery package (folder and zip): originals, label and colour PNGs, COCO JSON, metadata.
+
+    Refused (409, nothing written) while a photo has no approved mask, unless include_unapproved."""
+    from service.annotation.deliver import deliver_worklist
+    from service.delivery import DeliveryError
+
+    wl = find_worklist(store, ref)
+    out = _delivery_dir(settings, body.dest)
+    try:
+        result = deliver_worklist(store.session, store.files, wl, out, left_right=body.left_right,
+                                  include_unapproved=body.include_unapproved, approved_only=body.approved_only,
+                                  overwrite=body.overwrite,
+                                  thresholds=settings.qa_thresholds, report=body.report)
+    except DeliveryError as exc:
+        conflict = "no approved mask" in str(exc) or "already exists" in str(exc)   # fixable by approving / renaming
+        raise HTTPException(409 if conflict else 422, str(exc)) from None
+    except FileExistsError as exc:
+        raise HTTPException(409, str(exc)) from None
+    d = result.to_dict()
+    d.pop("path", None)
+    d.pop("zip_path", None)
+    return {**d, "dest": body.dest, "zip_url": f"{API_PREFIX}/worklists/{wl.id}/delivery/{body.dest}.zip"}
+
+
+@router.get("/{ref}/delivery/{dest}.zip", response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}})
+def delivery_zip(ref: str, dest: str, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> FileResponse:
+    find_worklist(store, ref)
+    path = Path(f"{_delivery_dir(settings, dest)}.zip")   # with_suffix would eat a dot in the name
+    if not path.is_file():
+        raise HTTPException(404, f"no delivery {dest!r}; create it with POST .../delivery")
+    return FileResponse(path, media_type="application/zip", filename=f"{dest}.zip")
