@@ -222,3 +222,36 @@ def test_layered_annotation_overlaps_are_flagged(app_client, batch):
                       ({"layers": {"shoes": {"size": [2, 2], "counts": "zz"}}}, "shoes")):
         r = app_client.post("/v1/qa/check", json=bad)
         assert r.status_code == 422 and word in r.text
+
+
+def test_report_and_delivery(app_client, batch):
+    import re
+    import zipfile
+
+    html = app_client.get(f"/v1/worklists/{batch['id']}/report.html")
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "ccp-six" in html.text and not re.search(r"""(src|href)=["']https?://""", html.text)
+
+    exports = app_client.app.state.settings.export_dir
+    r = app_client.post(f"/v1/worklists/{batch['id']}/delivery", json={"dest": "first"})
+    assert r.status_code == 409 and "no approved mask" in r.json()["detail"] and "0001" in r.json()["detail"]
+    assert not (exports / "deliveries" / "first").exists()
+    assert app_client.post(f"/v1/worklists/{batch['id']}/delivery", json={"dest": "../up"}).status_code == 422
+
+    corr = app_client.get(f"/v1/worklists/{batch['id']}/items/0003").json()["correction"]
+    r = app_client.post(f"/v1/corrections/{corr['id']}/review", json={"status": "approved", "reviewer": "rita"})
+    assert r.status_code == 200, r.text
+    r = app_client.post(f"/v1/worklists/{batch['id']}/delivery", json={"dest": "first", "approved_only": True})
+    assert r.status_code == 201, r.text
+    assert r.json()["images"] == 1 and r.json()["image_ids"] == ["0003"]
+    z = app_client.get(r.json()["zip_url"])
+    assert z.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+        names = zf.namelist()
+        assert "first/report/report.html" in names and "first/annotations.coco.json" in names
+        label = png_array(zf.read("first/labels/0003.png"))
+    final = png_array(app_client.get(f"/v1/corrections/{corr['id']}/mask.png").content)
+    assert np.array_equal(label, final)
+    r = app_client.post(f"/v1/worklists/{batch['id']}/delivery", json={"dest": "first", "approved_only": True})
+    assert r.status_code == 409 and "already exists" in r.json()["detail"]
+    assert app_client.get(f"/v1/worklists/{batch['id']}/delivery/nope.zip").status_code == 404

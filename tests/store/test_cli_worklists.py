@@ -92,6 +92,21 @@ def test_a_batch_from_drafts_to_delivery(env, tax, ccp_pair):
     pairs = json.loads(r.output)["pairs"]
     assert len(pairs) == 1 and pairs[0]["image_id"] == "0001" and pairs[0]["class_iou"]["shoes"] == 0.0
 
+    r = run("worklist", "deliver", "shop", env / "pkg")
+    assert r.exit_code == 2 and "no approved mask" in r.output and "0001" in r.output
+    assert not (env / "pkg").exists() and not (env / "pkg.zip").exists()
+    r = run("worklist", "deliver", "shop", env / "pkg", "--approved-only", "--left-right")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((env / "pkg" / "metadata.json").read_text())
+    assert [row["image_id"] for row in meta["images"]] == ["0002"]
+    assert "shoes_left" in (env / "pkg" / "classes.csv").read_text()
+    with zipfile.ZipFile(env / "pkg.zip") as zf:
+        assert "pkg/report/report.html" in zf.namelist()
+    r = run("worklist", "report", "shop", env / "report")
+    assert r.exit_code == 0 and (env / "report" / "report.html").is_file()
+    r = run("worklist", "report", "shop", env / "report")
+    assert r.exit_code == 2 and "report" in r.output
+
 
 def test_cli_errors_name_the_file_and_change_nothing(env, ccp_pair):
     r = run("worklist", "create", "x", env / "nowhere")
