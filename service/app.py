@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
                    qa_route):
         app.include_router(module.router)
     app.include_router(worklist_review.effort_router)
+    app.include_router(qa_route.corrections_router)
     app.include_router(metrics_route.router)
     app.include_router(labelstudio_route.router)
 

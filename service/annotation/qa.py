@@ -54,15 +54,40 @@ def _quote(key: str) -> str:
     return quote(key, safe="")
 
 
-def qa_for_pair(pair: DraftPair, item: WorkItem, thresholds: QAThresholds) -> ItemQA:
-    tax = taxonomy_for(item.worklist.taxonomy)
+def _measure(pair: DraftPair, tag: str, resolved: list[str], thresholds: QAThresholds,
+             image_id: str | None) -> tuple[list[Flag], dict, Effort | None]:
+    tax = taxonomy_for(tag)
     flags = run_checks(pair.final, pair.draft, pair.confidence, thresholds=thresholds, taxonomy=tax)
-    cl = checklist(flags, item.resolved_flags or [])
     effort = None
     if pair.draft is not None and pair.draft.shape == pair.final.shape:
-        effort = correction_effort(pair.draft, pair.final, tax, image_id=item.image_id,
+        effort = correction_effort(pair.draft, pair.final, tax, image_id=image_id,
                                    model_version=pair.model_version, thresholds=thresholds)
+    return flags, checklist(flags, resolved), effort
+
+
+def qa_for_pair(pair: DraftPair, item: WorkItem, thresholds: QAThresholds) -> ItemQA:
+    flags, cl, effort = _measure(pair, item.worklist.taxonomy, item.resolved_flags or [], thresholds, item.image_id)
     return ItemQA(item, pair.correction, flags, cl, effort, pair)
+
+
+def correction_qa(session: Session, files: FileStore, correction: Correction,
+                  thresholds: QAThresholds = QAThresholds()) -> dict:
+    """QA of any stored correction; with its photo in a worklist, that worklist supplies draft,
+    confidence and the flags already ticked off."""
+    items = [i for i in items_of_image(session, correction.image_sha256)
+             if i.worklist.taxonomy == correction.taxonomy]
+    item = items[0] if items else None
+    pair = draft_pair(files, correction, item)
+    flags, cl, effort = _measure(pair, correction.taxonomy, (item.resolved_flags or []) if item else [],
+                                 thresholds, item.image_id if item else None)
+    done = set(item.resolved_flags or []) if item else set()
+    return {"correction_id": correction.id, "status": correction.status, "annotator": correction.annotator,
+            "worklist": None if item is None else {"id": item.worklist_id, "name": item.worklist.name,
+                                                   "image_id": item.image_id},
+            "draft": "none" if pair.draft is None else ("own" if correction.draft_mask_path else "worklist"),
+            "flags": [{**f.to_dict(), "resolved": f.key in done,
+                       "explanation": CHECK_DESCRIPTIONS.get(f.check, "")} for f in flags],
+            "checklist": cl, "effort": effort.to_dict() if effort else None}
 
 
 def item_qa(session: Session, files: FileStore, item: WorkItem, thresholds: QAThresholds = QAThresholds(),

@@ -255,3 +255,20 @@ def test_report_and_delivery(app_client, batch):
     r = app_client.post(f"/v1/worklists/{batch['id']}/delivery", json={"dest": "first", "approved_only": True})
     assert r.status_code == 409 and "already exists" in r.json()["detail"]
     assert app_client.get(f"/v1/worklists/{batch['id']}/delivery/nope.zip").status_code == 404
+
+
+def test_qa_of_a_stored_correction(app_client, batch):
+    """A correction in a worklist gets the worklist's draft; one outside any worklist only its own checks."""
+    item = next(i for i in batch["items"] if i["image_id"] == "0006")
+    final = gt("0006")
+    final[40:47, 50:57] = TAX.class_id("bag")
+    cid = submit(app_client, item["image_sha256"], final, "cy")["id"]
+    r = app_client.get(f"/v1/corrections/{cid}/qa").json()
+    assert r["worklist"]["image_id"] == "0006" and r["draft"] == "worklist" and r["effort"] is not None
+    assert any(f["check"] == "islands" and f["bbox"] == [50, 40, 57, 47] for f in r["flags"])
+    outside = app_client.post("/v1/corrections", files={"image": ("p.jpg", (CCP / "images" / "0009.jpg").read_bytes()),
+                                                        "mask": ("m.png", encode_png(gt("0009")), "image/png")})
+    r = app_client.get(f"/v1/corrections/{outside.json()['id']}/qa").json()
+    assert r["worklist"] is None and r["draft"] == "none" and r["effort"] is None
+    assert {f["check"] for f in r["flags"]} <= {"empty_margins", "islands", "left_right"}
+    assert app_client.get("/v1/corrections/999999/qa").status_code == 404

@@ -1,6 +1,6 @@
 """POST /v1/qa/check: QA of an annotation as a tool delivers it, one layer per class (COCO RLE or Label
-Studio brush RLE), before it is stored; the only place overlaps between layers can still be seen.
-With worklist and image_id it also runs the checks that compare with that photo's draft.
+Studio brush RLE), before it is stored, the only place overlaps between layers can still be seen;
+and GET /v1/corrections/{id}/qa: QA of a stored correction, in or out of a worklist.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.annotation.maps import item_confidence, item_draft, taxonomy_for
+from service.annotation.qa import correction_qa
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep
 from service.api.routes import API_PREFIX
 from service.api.routes.worklists import find_item
@@ -18,6 +19,7 @@ from service.qa.checks import CHECKS, run_checks
 from service.qa.summary import checklist
 
 router = APIRouter(prefix=f"{API_PREFIX}/qa", tags=["qa"])
+corrections_router = APIRouter(prefix=f"{API_PREFIX}/corrections", tags=["corrections"])
 
 
 class LayeredAnnotation(BaseModel):
@@ -77,3 +79,15 @@ def check(body: LayeredAnnotation, store: StoreDep, engine: EngineDep, settings:
     flags = run_checks(label_map, draft, conf, layers=layers, thresholds=settings.qa_thresholds, taxonomy=tax)
     return {"flags": [{**f.to_dict(), "explanation": CHECKS[f.check].description} for f in flags],
             "checklist": checklist(flags), "classes": sorted(layers, key=tax.class_id)}
+
+
+@corrections_router.get("/{correction_id}/qa")
+def qa_of_correction(correction_id: int, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> dict:
+    """QA of one stored correction: flags, checklist and effort (against its own draft, or the draft of
+    the worklist that holds its photo)."""
+    from service.store.tables import Correction
+
+    row = store.session.get(Correction, correction_id)
+    if row is None:
+        raise HTTPException(404, f"no correction {correction_id}")
+    return correction_qa(store.session, store.files, row, settings.qa_thresholds)
