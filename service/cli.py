@@ -167,6 +167,9 @@ def predict(
     model: Annotated[Optional[Path], typer.Option(help="model directory (default: the bundled model)")] = None,
     backend: Annotated[Optional[str], typer.Option(help="auto, onnx or torch")] = None,
     threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
+    left_right: Annotated[bool, typer.Option("--left-right", help="split pants, legwear, socks and shoes into "
+                                             "<name>_left/_right: the person's own sides, so their left is on "
+                                             "the image's RIGHT")] = False,
 ) -> None:
     """Pre-annotate local photos offline. Unreadable files are reported and skipped (exit code 1)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -197,7 +200,7 @@ def predict(
                     progress.console.print(f"[bold red]skipped:[/] {error}", highlight=False)
                 progress.advance(task)
 
-            report = predict_files(engine, inputs, out, on_step=step)
+            report = predict_files(engine, inputs, out, on_step=step, left_right=left_right)
     finally:
         engine.close()
     failed = len(report.failures) + len(missing)

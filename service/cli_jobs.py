@@ -120,9 +120,12 @@ def jobs_evaluate(version: Annotated[Optional[str], typer.Option(help="model ver
 @jobs_app.command("predict")
 def jobs_predict(folder: Annotated[str, typer.Argument(help="folder under batch_root")],
                  version: Annotated[Optional[str], typer.Option(help="model version (default: current)")] = None,
+                 left_right: Annotated[bool, typer.Option("--left-right", help="split paired classes into the "
+                                                          "person's left and right (as `tailor predict`)")] = False,
                  ) -> None:
     """Queue drafts for a folder of photos (written under DATA_DIR/work/predictions-<job>/)."""
-    _queue("batch_predict", {"folder": folder, **({"version": version} if version else {})}, None)
+    _queue("batch_predict", {"folder": folder, **({"version": version} if version else {}),
+                             **({"left_right": True} if left_right else {})}, None)
 
 
 @jobs_app.command("list")

@@ -17,7 +17,7 @@ from service.store.tables import JOB_KINDS
 PARAMS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "retrain": {"epochs": (int, False), "lr": (float, False), "promote": (bool, False), "use_base_data": (bool, False)},
     "evaluate": {"version": (str, False), "folder": (str, False)},
-    "batch_predict": {"folder": (str, True), "version": (str, False)},
+    "batch_predict": {"folder": (str, True), "version": (str, False), "left_right": (bool, False)},
 }
 
 
@@ -122,7 +122,7 @@ def run_batch_predict(ctx) -> dict:
 
     stems = [(p, "__".join(Path(rel).with_suffix("").parts)) for rel, p in found]
     try:
-        report = predict_files(engine, stems, out, on_step=step)
+        report = predict_files(engine, stems, out, on_step=step, left_right=bool(ctx.params.get("left_right")))
     finally:
         engine.close()
     return {"version": version, "folder": ctx.params["folder"], "out": str(out), "images": len(found),

@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from service.api.inputs import InputError, decode_bytes
 from service.formats import png as png_format
 from service.inference.batcher import BatcherClosed
-from service.results import class_summaries, coco_image_entry, encode_formats
+from service.results import coco_image_entry, described_classes, output_classes
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 ACTIVE, FINAL = ("queued", "running"), ("done", "cancelled", "failed")
@@ -123,11 +123,14 @@ class JobStore:
         self._queue.put(job_id)
         return self.get(job_id)
 
-    def create_from_folder(self, batch_root: Path | None, folder: str, formats: list[str], max_files: int) -> dict:
+    def create_from_folder(self, batch_root: Path | None, folder: str, formats: list[str], max_files: int,
+                           left_right: bool = False) -> dict:
         found = list_folder(batch_root, folder, max_files)
-        return self._new("folder", [n for n, _ in found], [str(p) for _, p in found], formats, {"folder": folder})
+        return self._new("folder", [n for n, _ in found], [str(p) for _, p in found], formats,
+                         {"folder": folder, "left_right": left_right})
 
-    def create_from_uploads(self, files: list[tuple[str, BinaryIO]], formats: list[str]) -> dict:
+    def create_from_uploads(self, files: list[tuple[str, BinaryIO]], formats: list[str],
+                            left_right: bool = False) -> dict:
         """Copy uploaded files into a new job's inputs/ folder (blocking I/O: call in a thread)."""
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".upload-"))
         names, paths = [], []
@@ -138,7 +141,8 @@ class JobStore:
                     shutil.copyfileobj(fileobj, out, 1 << 20)
                 names.append(name)
                 paths.append(dest.name)  # relative to inputs/, so the job folder can move
-            return self._new("upload", names, paths, formats, {"folder": None}, inputs=staging)
+            return self._new("upload", names, paths, formats, {"folder": None, "left_right": left_right},
+                             inputs=staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # already moved into the job unless something failed
 
@@ -217,7 +221,8 @@ class JobStore:
                 continue  # finished before a restart
             path = Path(rel) if state["source"] == "folder" else folder / "inputs" / rel
             try:
-                self._one(folder, job_id, index, name, path, state["formats"])
+                # Jobs written before the option existed have no "left_right": they were unsplit.
+                self._one(folder, job_id, index, name, path, state["formats"], state.get("left_right", False))
             except InputError as exc:
                 self._fail(job_id, index, name, str(exc.detail))
             except OSError as exc:
@@ -242,21 +247,19 @@ class JobStore:
         if self.metrics:
             self.metrics.jobs_images.labels("failed").inc()
 
-    def _one(self, folder: Path, job_id: str, index: int, name: str, path: Path, formats: list[str]) -> None:
+    def _one(self, folder: Path, job_id: str, index: int, name: str, path: Path, formats: list[str],
+             left_right: bool = False) -> None:
         engine = self.engine
         image = decode_bytes(path.read_bytes(), name, engine.settings)
         pred = engine.predict(image)
-        taxonomy = pred.taxonomy or engine.predictor.taxonomy
-        classes = class_summaries(pred.labels, pred.confidence, taxonomy)
-        encoded = encode_formats(pred.labels, taxonomy.names, formats)
-        for entry in classes:
-            entry["encodings"] = {f: p[entry["name"]] for f, p in encoded.items() if entry["name"] in p}
-        coco_image, annotations = coco_image_entry(index + 1, name, pred.labels, pred.confidence, taxonomy,
+        labels, taxonomy = output_classes(pred.labels, pred.taxonomy or engine.predictor.taxonomy, left_right)
+        classes = described_classes(labels, pred.confidence, taxonomy, formats)
+        coco_image, annotations = coco_image_entry(index + 1, name, labels, pred.confidence, taxonomy,
                                                    pred.difficulty)
-        write_atomic(folder / "masks" / f"{index:05d}.png", png_format.encode(pred.labels))
-        h, w = pred.labels.shape
+        write_atomic(folder / "masks" / f"{index:05d}.png", png_format.encode(labels))
+        h, w = labels.shape
         result = {"index": index, "name": name, "width": int(w), "height": int(h),
                   "difficulty": round(float(pred.difficulty), 4), "model_version": pred.model_version or engine.predictor.version,
-                  "classes": classes, "mask_url": f"/v1/batches/{job_id}/masks/{index}.png",
+                  "class_names": taxonomy.names, "classes": classes, "mask_url": f"/v1/batches/{job_id}/masks/{index}.png",
                   "coco": {"image": coco_image, "annotations": annotations}}
         write_atomic(folder / "results" / f"{index:05d}.json", json.dumps(result))

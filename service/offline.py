@@ -16,7 +16,8 @@ from service.api.inputs import InputError, decode_bytes
 from service.engine import Engine
 from service.formats import png as png_format
 from service.jobs import IMAGE_SUFFIXES, write_atomic
-from service.results import class_summaries, coco_document, coco_image_entry
+from service.qa.left_right import split_taxonomy
+from service.results import class_summaries, coco_document, coco_image_entry, output_classes
 
 
 @dataclass
@@ -53,9 +54,14 @@ def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[tupl
 
 
 def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
-                  on_step: Callable[[Path, str | None], None] | None = None) -> OfflineReport:
-    """Predict each input; write out/masks/<stem>.png, out/coco.json and out/summary.csv."""
-    taxonomy, version = engine.predictor.taxonomy, engine.predictor.version
+                  on_step: Callable[[Path, str | None], None] | None = None,
+                  left_right: bool = False) -> OfflineReport:
+    """Predict each input; write out/masks/<stem>.png, out/coco.json and out/summary.csv.
+
+    With `left_right`, masks, COCO categories and CSV columns use the split class list (paired classes as
+    <name>_left / <name>_right, the person's own sides: their left is on the image's right)."""
+    base, version = engine.predictor.taxonomy, engine.predictor.version
+    taxonomy = split_taxonomy(base).taxonomy if left_right else base
     (out / "masks").mkdir(parents=True, exist_ok=True)
     report = OfflineReport()
     images, annotations, rows = [], [], []
@@ -72,13 +78,14 @@ def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
             report.failures.append((str(path), error))
         else:
             mask_name = f"masks/{stem}.png"
-            write_atomic(out / mask_name, png_format.encode(pred.labels))
+            labels, _ = output_classes(pred.labels, base, left_right)
+            write_atomic(out / mask_name, png_format.encode(labels))
             image_id = len(images) + 1
-            entry, anns = coco_image_entry(image_id, str(path), pred.labels, pred.confidence, taxonomy,
+            entry, anns = coco_image_entry(image_id, str(path), labels, pred.confidence, taxonomy,
                                            pred.difficulty)
             images.append(entry)
             annotations += anns
-            classes = class_summaries(pred.labels, pred.confidence, taxonomy)
+            classes = class_summaries(labels, pred.confidence, taxonomy)
             rows.append((path, mask_name, entry, classes))
             report.written.append(mask_name)
         if on_step:

@@ -15,10 +15,15 @@ import numpy as np
 from service.formats import FORMATS, UnknownFormatError, get_format
 from service.formats import png as png_format
 from service.inference import Prediction
+from service.qa.left_right import split_left_right
 from training.taxonomy import Taxonomy
 
-__all__ = ["FORMATS", "UnknownFormatError", "parse_formats", "class_summaries", "prediction_result",
-           "coco_document", "coco_image_entry"]
+__all__ = ["FORMATS", "UnknownFormatError", "parse_formats", "class_summaries", "output_classes",
+           "described_classes", "prediction_result", "coco_document", "coco_image_entry"]
+
+LEFT_RIGHT_DOC = ("split paired classes (pants, legwear, socks, shoes) into <name>_left and <name>_right: the "
+                  "person's own left and right as they face the camera, so the person's LEFT is on the image's "
+                  "RIGHT. Mask ids, names, encodings and colours then follow the split class list (class_names)")
 
 
 def parse_formats(value: str | Sequence[str] | None) -> list[str]:
@@ -48,26 +53,45 @@ def class_summaries(labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxono
             for c in np.flatnonzero(areas[:n])]
 
 
+def output_classes(labels: np.ndarray, taxonomy: Taxonomy, left_right: bool = False) -> tuple[np.ndarray, Taxonomy]:
+    """The label map and class list a client receives: the model's own, or with paired classes split into
+    the person's left and right (service.qa.left_right), which every format, summary and overlay then uses."""
+    if not left_right:
+        return labels, taxonomy
+    split = split_left_right(labels, taxonomy)
+    return split.label_map, split.classes.taxonomy
+
+
 def encode_formats(labels: np.ndarray, class_names: Sequence[str], formats: Iterable[str],
                    options: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
     """{format: {class name: payload}} for the non-background classes present."""
     return {f: get_format(f)(labels, class_names, (options or {}).get(f)) for f in formats}
 
 
-def prediction_result(pred: Prediction, taxonomy: Taxonomy, version: str, formats: Sequence[str] = (),
-                      confidence_map: bool = False, timings_ms: dict | None = None) -> dict:
-    """The JSON answer for one image (see PredictResponse in service.api.schemas)."""
-    labels, conf = pred.labels, pred.confidence
-    classes = class_summaries(labels, conf, taxonomy)
+def described_classes(labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxonomy,
+                      formats: Sequence[str] = ()) -> list[dict]:
+    """class_summaries with each garment's payload in every format asked for, under "encodings"."""
+    classes = class_summaries(labels, confidence, taxonomy)
     encoded = encode_formats(labels, taxonomy.names, formats)
     for entry in classes:
         # The registry leaves background out (it is the absence of a garment), so it gets no encodings.
         entry["encodings"] = {f: payloads[entry["name"]] for f, payloads in encoded.items()
                               if entry["name"] in payloads}
+    return classes
+
+
+def prediction_result(pred: Prediction, taxonomy: Taxonomy, version: str, formats: Sequence[str] = (),
+                      confidence_map: bool = False, timings_ms: dict | None = None, left_right: bool = False) -> dict:
+    """The JSON answer for one image (see PredictResponse in service.api.schemas)."""
+    labels, taxonomy = output_classes(pred.labels, taxonomy, left_right)
+    conf = pred.confidence
+    classes = described_classes(labels, conf, taxonomy, formats)
     h, w = labels.shape
     result = {
         "model_version": version,
         "taxonomy": {"name": taxonomy.name, "tag": taxonomy.tag},
+        "left_right": bool(left_right),
+        "class_names": taxonomy.names,
         "width": int(w), "height": int(h),
         "input_size": {"height": int(pred.input_size[0]), "width": int(pred.input_size[1])},
         "difficulty": round(float(pred.difficulty), 4),

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.results import LEFT_RIGHT_DOC
+
 
 class PredictRequest(BaseModel):
     """JSON body of POST /v1/predict: exactly one of image_base64 or image_url."""
@@ -18,6 +20,7 @@ class PredictRequest(BaseModel):
     image_url: str | None = Field(None, description="http(s) URL on a host in allowed_url_hosts")
     formats: str | list[str] | None = Field(None, description="png, coco_rle, polygons, ls_brush, cvat")
     confidence_map: bool | None = Field(None, description="add an 8-bit confidence PNG (base64)")
+    left_right: bool | None = Field(None, description=LEFT_RIGHT_DOC)
 
     @model_validator(mode="after")
     def _one_source(self) -> "PredictRequest":
@@ -46,7 +49,12 @@ class TaxonomyRef(BaseModel):
 
 class PredictResponse(BaseModel):
     model_version: str
-    taxonomy: TaxonomyRef
+    taxonomy: TaxonomyRef = Field(description="the class list of this answer: the model's, or its left/right "
+                                              "split (name ending -lr) when left_right was asked")
+    left_right: bool = Field(False, description="paired classes split into the person's left and right (the "
+                                                "person's left is on the image's right)")
+    class_names: list[str] = Field(description="class id -> name for every id in this answer: classes, "
+                                               "label_map_png and /v1/predict/mask.png pixel values")
     width: int
     height: int
     input_size: Size
@@ -62,6 +70,7 @@ class FolderJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     folder: str = Field(description="path relative to the server's batch_root")
     formats: str | list[str] | None = Field(None, description="encodings stored per class (default: none)")
+    left_right: bool | None = Field(None, description=LEFT_RIGHT_DOC)
 
 
 class Failure(BaseModel):
@@ -76,6 +85,7 @@ class JobState(BaseModel):
     source: str
     folder: str | None = None
     formats: list[str]
+    left_right: bool = Field(False, description="masks, classes and COCO use the left/right split class list")
     total: int
     done: int = Field(description="photos processed, successfully or not")
     succeeded: int

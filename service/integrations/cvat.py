@@ -21,7 +21,8 @@ except ImportError as exc:  # not a serving dependency: only the CVAT side (cvat
 from service.formats import cvat as cvat_format
 from service.formats import png as png_format
 from service.formats import polygons
-from service.results import class_summaries
+from service.qa.left_right import split_taxonomy
+from service.results import class_summaries, output_classes
 from training.taxonomy import Taxonomy
 
 __all__ = ["GarmentMasks", "create"]
@@ -32,12 +33,14 @@ class GarmentMasks:
 
     Give exactly one source: `predictor` (a loaded service.inference.Predictor), `model_dir` (loaded here),
     `base_url` of a running Tailor service, or an httpx `client` whose base URL is one (tests: TestClient).
-    `token` is sent as a Bearer token to a service that needs one.
+    `token` is sent as a Bearer token to a service that needs one. With `left_right`, paired classes are
+    split into `<name>_left` / `<name>_right` labels: the person's own sides (their left is on the image's right).
     """
 
     def __init__(self, *, predictor=None, model_dir: str | Path | None = None, base_url: str | None = None,
                  client: httpx.Client | None = None, token: str | None = None, backend: str = "auto",
-                 threads: int | None = None, timeout: float = 120.0, polygon_tolerance: float = 1.0):
+                 threads: int | None = None, timeout: float = 120.0, polygon_tolerance: float = 1.0,
+                 left_right: bool = False):
         given = [x for x in (predictor, model_dir, base_url, client) if x is not None and x != ""]
         if len(given) != 1:
             raise ValueError("give exactly one of predictor, model_dir, base_url or client")
@@ -47,6 +50,7 @@ class GarmentMasks:
             predictor = Predictor(model_dir, backend, threads)
         self.predictor = predictor
         self.tolerance = float(polygon_tolerance)
+        self.left_right = bool(left_right)
         self.client = client
         if base_url:
             headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -66,11 +70,16 @@ class GarmentMasks:
         return self._taxonomy
 
     @property
+    def classes(self) -> Taxonomy:
+        """The class list of the labels drawn: the model's taxonomy, or its left/right split."""
+        return split_taxonomy(self.taxonomy).taxonomy if self.left_right else self.taxonomy
+
+    @property
     def spec(self) -> cvataa.DetectionFunctionSpec:
         if self._spec is None:
             # Background is the absence of a garment: it gets no label and no shape.
             self._spec = cvataa.DetectionFunctionSpec(labels=[
-                cvataa.label_spec(c.name, c.id, type="mask") for c in self.taxonomy.classes if c.id != 0])
+                cvataa.label_spec(c.name, c.id, type="mask") for c in self.classes.classes if c.id != 0])
         return self._spec
 
     def label_map(self, image: PIL.Image.Image) -> tuple[np.ndarray, dict[int, float]]:
@@ -78,11 +87,11 @@ class GarmentMasks:
         rgb = np.asarray(image.convert("RGB"))
         if self.predictor is not None:
             pred = self.predictor.predict(rgb)
-            return pred.labels, {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence,
-                                                                              self.predictor.taxonomy)}
+            labels, classes = output_classes(pred.labels, self.predictor.taxonomy, self.left_right)
+            return labels, {e["id"]: e["score"] for e in class_summaries(labels, pred.confidence, classes)}
         buf = io.BytesIO()
         PIL.Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)  # lossless: the same pixels
-        r = self.client.post("/v1/predict", params={"formats": "png"},
+        r = self.client.post("/v1/predict", params={"formats": "png", "left_right": str(self.left_right).lower()},
                              files={"image": ("frame.png", buf.getvalue(), "image/png")})
         r.raise_for_status()
         body = r.json()
@@ -107,12 +116,14 @@ class GarmentMasks:
         return shapes
 
 
-def create(base_url: str = "", model_dir: str = "", token: str = "", polygon_tolerance: float = 1.0) -> GarmentMasks:
+def create(base_url: str = "", model_dir: str = "", token: str = "", polygon_tolerance: float = 1.0,
+           left_right: bool = False) -> GarmentMasks:
     """Factory for `cvat-cli task auto-annotate ID --function-module service.integrations.cvat -p base_url=str:URL`
-    (or `-p model_dir=str:models/default` to run the model in the cli's own process)."""
+    (or `-p model_dir=str:models/default` to run the model in the cli's own process; `-p left_right=bool:true`
+    for `<name>_left` / `<name>_right` labels of paired classes)."""
     if not base_url and not model_dir:
         from service.settings import DEFAULT_MODEL_DIR
 
         model_dir = str(DEFAULT_MODEL_DIR)
     return GarmentMasks(base_url=base_url or None, model_dir=model_dir or None, token=token or None,
-                        polygon_tolerance=polygon_tolerance)
+                        polygon_tolerance=polygon_tolerance, left_right=left_right)

@@ -4,70 +4,20 @@ their RIGHT on the image's left. Pure numpy/cv2; the extended class list serves 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
+from service.qa.lr_classes import LEFT, RIGHT, SplitClasses, split_taxonomy
 from service.qa.measures import check_map, parts
 from service.qa.settings import QAThresholds
-from training.taxonomy import Taxonomy, TaxonomyClass, load_taxonomy
+from training.taxonomy import Taxonomy, load_taxonomy
 
-LEFT, RIGHT, CENTRE = "left", "right", "centre"
-
-
-@dataclass(frozen=True)
-class SplitClasses:
-    """A taxonomy with every paired class replaced by `<name>_left`, `<name>_right` (in that order)."""
-    taxonomy: Taxonomy                   # the extended taxonomy, e.g. "fashion-13-lr"; no source mappings
-    lut: np.ndarray                      # (256,) old id -> new id; a paired class maps to its _left id
-    right_of: dict[int, int]             # old paired id -> new _right id (lut gives the _left one)
-    base_of: tuple[int, ...]             # new id -> old id
-    side_of: tuple[str | None, ...]      # new id -> "left" / "right" / None
-
-    @property
-    def names(self) -> list[str]:
-        return self.taxonomy.names
-
-    def palette(self) -> np.ndarray:
-        return self.taxonomy.palette()
-
-
-def split_taxonomy(tax: Taxonomy) -> SplitClasses:
-    """Extend `tax`: paired classes become _left (original colour) and _right (colour lightened 45 %)."""
-    classes: list[TaxonomyClass] = []
-    base: list[int] = []
-    side: list[str | None] = []
-    used = {c.color for c in tax.classes}
-
-    def add(name: str, color: tuple[int, int, int], base_id: int, which: str | None) -> int:
-        classes.append(TaxonomyClass(len(classes), name, color, False))
-        base.append(base_id)
-        side.append(which)
-        return len(classes) - 1
-
-    lut = np.zeros(256, dtype=np.int64)
-    right_of = {}
-    for c in tax.classes:
-        if not c.paired:
-            lut[c.id] = add(c.name, c.color, c.id, None)
-        else:
-            lut[c.id] = add(f"{c.name}_left", c.color, c.id, LEFT)
-            right_of[c.id] = add(f"{c.name}_right", _distinct_tint(c.color, used), c.id, RIGHT)
-    if len(classes) > 255:
-        raise ValueError(f"splitting {tax.tag} gives {len(classes)} classes; label maps hold at most 255")
-    ext = Taxonomy(f"{tax.name}-lr", tax.version, tuple(classes), {}, f"{tax.description} (paired classes split "
-                   "into the person's left and right; the person's left is on the image's right)".strip())
-    return SplitClasses(ext, lut.astype(np.uint8), right_of, tuple(base), tuple(side))
-
-
-def _distinct_tint(color: tuple[int, int, int], used: set) -> tuple[int, int, int]:
-    # Lighter than the left colour so the pair reads as one garment; nudged if it collides with another.
-    for mix in (0.45, 0.3, 0.6, 0.2, 0.7):
-        tint = tuple(int(round(v + (255 - v) * mix)) for v in color)
-        if tint not in used:
-            used.add(tint)
-            return tint
-    raise ValueError(f"cannot find a distinct right-side colour for {color}")
+CENTRE = "centre"
+__all__ = ["LEFT", "RIGHT", "CENTRE", "SplitClasses", "split_taxonomy", "body_midline", "local_midline",
+           "side_of", "Part", "paired_parts", "gap_column", "side_masks", "LRSplit", "split_left_right"]
 
 
 def body_midline(label_map: np.ndarray, tax: Taxonomy, thr: QAThresholds = QAThresholds()) -> float:
@@ -102,12 +52,13 @@ def body_midline(label_map: np.ndarray, tax: Taxonomy, thr: QAThresholds = QAThr
 
 
 def local_midline(label_map: np.ndarray, tax: Taxonomy, y0: int, y1: int,
-                  thr: QAThresholds = QAThresholds()) -> float:
+                  thr: QAThresholds = QAThresholds(), skip: tuple[int, ...] = ()) -> float:
     """Centre of the body's extent within rows y0..y1: midpoint of the 10th and 90th percentile columns
-    of everything but carried things (percentiles, so a stray hand or strap does not move it)."""
+    of everything but carried things and the class ids in `skip` (percentiles, so a stray hand or strap
+    does not move it). Falls back to the body midline when nothing is left in those rows."""
     lm = check_map(label_map)
     keep = np.ones(256, dtype=bool)
-    keep[[0] + [tax.class_id(n) for n in thr.lr_midline_exclude if n in tax.names]] = False
+    keep[[0, *skip] + [tax.class_id(n) for n in thr.lr_midline_exclude if n in tax.names]] = False
     xs = np.nonzero(keep[lm[max(y0, 0):y1]])[1]
     if xs.size == 0:
         return body_midline(lm, tax, thr)
@@ -181,6 +132,24 @@ def _split_x(p, sig: np.ndarray, midline: float, thr: QAThresholds) -> float:
     return midline
 
 
+def _interior_gaps(mask: np.ndarray) -> np.ndarray:
+    """Background pixels with the mask both to their left and right in the same row (between legs)."""
+    inside_l = np.maximum.accumulate(mask, axis=1)
+    inside_r = np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
+    return inside_l & inside_r & ~mask
+
+
+def gap_column(part: np.ndarray, thr: QAThresholds = QAThresholds()) -> float | None:
+    """Median column of the gaps inside a part when enough of its rows have one: legs apart below the
+    knee, or feet apart at the heels, show two limbs even where they touch elsewhere. None otherwise."""
+    gap = _interior_gaps(part)
+    rows = gap.any(axis=1)
+    if rows.sum() < thr.lr_two_limb_gap_rows * part.any(axis=1).sum():
+        return None
+    per_row = [np.flatnonzero(g).mean() for g in gap[rows]]
+    return float(np.median(per_row))
+
+
 def _cut_rows(mask: np.ndarray, split_x: float, snap: int) -> np.ndarray:
     """Image-right (= person's left) pixels of one part holding two touching limbs, cut row by row.
 
@@ -190,9 +159,7 @@ def _cut_rows(mask: np.ndarray, split_x: float, snap: int) -> np.ndarray:
     """
     h, w = mask.shape
     cols = np.arange(w)
-    inside_l = np.maximum.accumulate(mask, axis=1)
-    inside_r = np.maximum.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
-    gap = inside_l & inside_r & ~mask & (np.abs(cols - split_x) <= snap)[None, :]
+    gap = _interior_gaps(mask) & (np.abs(cols - split_x) <= snap)[None, :]
     dist = np.where(gap, np.abs(cols - split_x)[None, :], np.inf)
     best = np.argmin(dist, axis=1)
     has_gap = np.isfinite(dist[np.arange(h), best])
@@ -201,9 +168,15 @@ def _cut_rows(mask: np.ndarray, split_x: float, snap: int) -> np.ndarray:
     return mask & (cols[None, :] >= cut[:, None])
 
 
-def side_masks(mask: np.ndarray, midline: float,
-               thr: QAThresholds = QAThresholds()) -> tuple[np.ndarray, np.ndarray]:
-    """(person's left, person's right) pixels of one paired class's binary mask."""
+def side_masks(mask: np.ndarray, midline: float, thr: QAThresholds = QAThresholds(),
+               centre: Callable[[np.ndarray, int, int], tuple[list[float], float]] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(person's left, person's right) pixels of one paired class's binary mask.
+
+    When its parts are not clearly apart, `centre(part, x0, y0)` (the part's pixels in its bounding box,
+    and the box's corner) gives (columns to cut at, best first; column to side it whole against): the
+    part is cut at the first column it straddles, else goes whole. Without `centre`: the midline.
+    """
     mask = mask.astype(bool)
     left = np.zeros_like(mask)
     p = parts(mask)
@@ -212,22 +185,29 @@ def side_masks(mask: np.ndarray, midline: float,
         return left, mask.copy()
     if sig.size == 0:  # only fragments: each goes by its own centroid
         sig = np.arange(1, p.count + 1)
-    split_x = _split_x(p, sig, midline, thr)
+    split_x = _split_x(p, sig, np.nan, thr)  # NaN: parts not clearly apart, each is judged on its own
     part_side = np.zeros(p.count + 1, dtype=np.int8)  # +1 person's left, -1 right, 2 cut per row
+    part_x = np.full(p.count + 1, split_x)             # the column each part was sided or cut against
     for i in sig:
         x0, y0, x1, y1 = p.bboxes[i]
         part = p.labels[y0:y1, x0:x1] == i  # the part's own box: cheap, and shifts the split column by x0
-        if _straddles(part, split_x - x0, thr):
+        if np.isnan(split_x):
+            # No clear gap between parts: the part is sided against the body around it, not the torso's
+            # axis, which a leaning or twisting person carries well off their legs and feet.
+            cuts, whole = ([midline], midline) if centre is None else centre(part, int(x0), int(y0))
+            part_x[i] = next((x for x in cuts if _straddles(part, x - x0, thr)), whole)
+        if _straddles(part, part_x[i] - x0, thr):
             part_side[i] = 2
-            left[y0:y1, x0:x1] |= _cut_rows(part, split_x - x0, thr.lr_gap_snap_px)
+            left[y0:y1, x0:x1] |= _cut_rows(part, part_x[i] - x0, thr.lr_gap_snap_px)
         else:
-            part_side[i] = 1 if p.centroids[i, 0] > split_x else -1
+            part_side[i] = 1 if p.centroids[i, 0] > part_x[i] else -1
     frag = np.setdiff1d(np.arange(1, p.count + 1), sig)
     if frag.size:
         # A fragment follows the nearest significant part; next to a cut part it goes by the split column.
         d = np.linalg.norm(p.centroids[frag][:, None, :] - p.centroids[sig][None, :, :], axis=2)
-        nearest = part_side[sig[np.argmin(d, axis=1)]]
-        by_x = np.where(p.centroids[frag, 0] > split_x, 1, -1)
+        near = sig[np.argmin(d, axis=1)]
+        nearest = part_side[near]
+        by_x = np.where(p.centroids[frag, 0] > part_x[near], 1, -1)
         part_side[frag] = np.where(nearest == 2, by_x, nearest)
     left |= (part_side == 1)[p.labels] & mask
     return left, mask & ~left
@@ -247,7 +227,14 @@ class LRSplit:
 
 def split_left_right(label_map: np.ndarray, tax: Taxonomy | None = None,
                      thr: QAThresholds = QAThresholds()) -> LRSplit:
-    """Extended label map where each paired class is split into the person's left and right parts."""
+    """Extended label map where each paired class is split into the person's left and right parts.
+
+    Parts of a class clearly apart (two shoes) are told apart by their relative position. A lone part is
+    judged against what surrounds it: a sock or shoe under two sided legs is cut between them; a part
+    with a gap inside it (feet apart at the heels, legs below the knee) is cut through the gap; a foot
+    under one leg follows it whole; otherwise a part straddling the centre of the rest of the body around
+    it is cut there (touching legs), and one that does not goes whole to its side (the other limb hidden).
+    """
     tax = tax or load_taxonomy()
     lm = check_map(label_map)
     if int(lm.max()) >= tax.num_classes:
@@ -255,12 +242,42 @@ def split_left_right(label_map: np.ndarray, tax: Taxonomy | None = None,
     classes = split_taxonomy(tax)
     mid = body_midline(lm, tax, thr)
     out = classes.lut[lm]
+    sided: list[tuple[int, int]] = []  # (left id, right id) of the classes split so far
+
+    def centre(cid: int, part: np.ndarray, x0: int, y0: int) -> tuple[list[float], float]:
+        """Where a lone part of class `cid` may be cut (best first), and what sides it if it is not cut."""
+        h, w = part.shape
+        cuts, whole = [], None
+        # Paired classes come top-down in the taxonomy (pants, legwear, socks, shoes), so a sock or shoe
+        # finds the leg(s) above it already sided: it is cut between two legs, or follows one leg whole.
+        band = out[max(y0 - h // 2, 0): y0 + h // 4 + 1, x0:x0 + w]
+        left_px = np.isin(band, [lid for lid, _ in sided])
+        right_px = np.isin(band, [rid for _, rid in sided])
+        n_left, n_right = int(left_px.sum()), int(right_px.sum())
+        if n_left + n_right >= thr.lr_min_part_fraction * part.sum():  # a leg's worth, not a stray pixel
+            if min(n_left, n_right) >= thr.lr_follow_min_side_fraction * (n_left + n_right):
+                whole = x0 + (np.nonzero(left_px)[1].mean() + np.nonzero(right_px)[1].mean()) / 2
+                cuts.append(whole)
+            else:
+                whole = -np.inf if n_left > n_right else np.inf  # it lies on that one leg's side
+        gap = gap_column(part, thr)
+        if gap is not None:  # limbs apart somewhere along their length (feet at the heels, legs at the knee)
+            cuts.append(x0 + gap)
+        if whole is None:
+            # The centre of the rest of the body in the part's rows and half its height above (the part
+            # itself left out, or a lone limb would always straddle its own centre): a foot beside the
+            # middle of a skirt, or a leg under one side of the hips, stays whole.
+            whole = local_midline(lm, tax, y0 - h // 2, y0 + h, thr, skip=(cid,))
+            cuts.append(whole)
+        return cuts, whole
+
     pixels = {}
     for cid, rid in classes.right_of.items():
         mask = lm == cid
         if not mask.any():
             continue
-        left, right = side_masks(mask, mid, thr)
+        left, right = side_masks(mask, mid, thr, partial(centre, cid))
         out[right] = rid
+        sided.append((int(classes.lut[cid]), rid))
         pixels[tax.classes[cid].name] = {LEFT: int(left.sum()), RIGHT: int(right.sum())}
     return LRSplit(out, classes, mid, pixels)

@@ -56,6 +56,12 @@ class QAThresholds:
     # A single part is two touching limbs (and is split) when each side of the midline holds at least
     # this fraction of it; otherwise it is one limb (the other hidden) and goes whole to its side.
     lr_split_min_side_fraction: float = 0.2
+    # A sock or shoe hangs from both legs above it when each side holds at least this fraction of the sided
+    # leg pixels just above it (a leg's hem may end higher, so less than the split fraction suffices).
+    lr_follow_min_side_fraction: float = 0.1
+    # A lone part with a background gap inside it (between legs) on at least this fraction of its rows
+    # holds two limbs, and is cut through that gap.
+    lr_two_limb_gap_rows: float = 0.1
     # When splitting touching limbs row by row, a background gap within this distance (px) of the midline
     # is used as the cut instead of the midline itself, so the cut follows the visible gap between legs.
     lr_gap_snap_px: int = 20

@@ -19,7 +19,8 @@ from starlette.datastructures import UploadFile
 from service.api.deps import EngineDep, JobsDep, ReadAccess, SettingsDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.schemas import FolderJobRequest, JobResults, JobState
-from service.results import UnknownFormatError, coco_document, parse_formats
+from service.qa.left_right import split_taxonomy
+from service.results import LEFT_RIGHT_DOC, UnknownFormatError, coco_document, parse_formats
 
 router = APIRouter(prefix=f"{API_PREFIX}/batches", tags=["batches"])
 JobId = Annotated[str, Path(description="job id (32 hex digits)")]
@@ -27,7 +28,7 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 _BODY_DOC = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["images"], "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        "formats": {"type": "string"}}}},
+        "formats": {"type": "string"}, "left_right": {"type": "boolean", "description": LEFT_RIGHT_DOC}}}},
     "application/json": {"schema": {"$ref": "#/components/schemas/FolderJobRequest"}}}}}
 
 
@@ -48,7 +49,8 @@ def _formats(value) -> list[str]:
 @router.post("", status_code=202, response_model=JobState, openapi_extra=_BODY_DOC)
 async def create_batch(request: Request, response: Response, settings: SettingsDep, jobs: JobsDep,
                        _auth: WriteAccess,
-                       formats: Annotated[str | None, Query(description="encodings stored per class")] = None) -> dict:
+                       formats: Annotated[str | None, Query(description="encodings stored per class")] = None,
+                       left_right: Annotated[bool, Query(description=LEFT_RIGHT_DOC)] = False) -> dict:
     """Start a job; answers 202 at once with its state (poll GET /v1/batches/{id})."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     wanted = _formats(formats)
@@ -64,8 +66,10 @@ async def create_batch(request: Request, response: Response, settings: SettingsD
             raise HTTPException(400, "multipart body holds no files; send them in the field 'images'")
         if isinstance(form.get("formats"), str):
             wanted = _formats(form.get("formats"))
+        if isinstance(form.get("left_right"), str):
+            left_right = form.get("left_right").strip().lower() in ("1", "true", "yes", "on")
         uploads = [(u.filename or f"image{i}", u.file) for i, (_, u) in enumerate(files)]
-        job = await run_in_threadpool(jobs.create_from_uploads, uploads, wanted)
+        job = await run_in_threadpool(jobs.create_from_uploads, uploads, wanted, left_right)
     elif ctype == "application/json":
         try:
             req = FolderJobRequest.model_validate(json.loads(await request.body() or b"null"))
@@ -75,8 +79,10 @@ async def create_batch(request: Request, response: Response, settings: SettingsD
             raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
         if req.formats is not None:
             wanted = _formats(req.formats)
+        if req.left_right is not None:
+            left_right = req.left_right
         job = await run_in_threadpool(jobs.create_from_folder, settings.batch_root, req.folder, wanted,
-                                      settings.max_batch_files)
+                                      settings.max_batch_files, left_right)
     else:
         raise HTTPException(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data "
                                  "(files in 'images') or application/json {\"folder\": ...}")
@@ -99,21 +105,23 @@ async def get_results(job_id: JobId, jobs: JobsDep, engine: EngineDep, _auth: Re
     images = await run_in_threadpool(jobs.results, job_id, offset, limit)
     out = {"job": state, "images": [{k: v for k, v in r.items() if k != "coco"} for r in images]}
     if coco:
-        out["coco"] = _coco(images, engine)
+        out["coco"] = _coco(images, engine, state)
     return out
 
 
 @router.get("/{job_id}/coco.json")
 async def get_coco(job_id: JobId, jobs: JobsDep, engine: EngineDep, _auth: ReadAccess) -> dict:
     """All finished images of the job as one COCO instance-segmentation document (RLE masks)."""
-    jobs.get(_check_id(job_id))
-    return _coco(await run_in_threadpool(jobs.results, job_id), engine)
+    state = jobs.get(_check_id(job_id))
+    return _coco(await run_in_threadpool(jobs.results, job_id), engine, state)
 
 
-def _coco(images: list[dict], engine) -> dict:
+def _coco(images: list[dict], engine, state: dict) -> dict:
     p = engine.predictor
+    # Categories must name the ids the job's masks hold: the split class list for a left/right job.
+    taxonomy = split_taxonomy(p.taxonomy).taxonomy if state.get("left_right") else p.taxonomy
     return coco_document([r["coco"]["image"] for r in images], [a for r in images for a in r["coco"]["annotations"]],
-                         p.taxonomy, p.version)
+                         taxonomy, p.version)
 
 
 @router.get("/{job_id}/masks/{index}.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})

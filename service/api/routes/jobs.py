@@ -22,7 +22,8 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(description="retrain, evaluate or batch_predict")
     params: dict[str, Any] = Field(default_factory=dict, description="retrain: epochs, lr, promote, use_base_data; "
-                                   "evaluate: version, folder; batch_predict: folder (under batch_root), version")
+                                   "evaluate: version, folder; batch_predict: folder (under batch_root), version, "
+                                   "left_right (split paired classes into the person's left and right)")
     reason: str | None = None
     max_attempts: int | None = Field(None, ge=1, le=10, description="default: the server's job_max_attempts")
 

@@ -20,17 +20,27 @@ from service.api.inputs import decode_base64, decode_bytes, fetch_url
 from service.api.routes import API_PREFIX
 from service.api.schemas import PredictRequest, PredictResponse
 from service.formats import png as png_format
-from service.results import FORMATS, UnknownFormatError, parse_formats, prediction_result
+from service.results import (
+    FORMATS,
+    LEFT_RIGHT_DOC,
+    UnknownFormatError,
+    output_classes,
+    parse_formats,
+    prediction_result,
+)
 
 router = APIRouter(prefix=f"{API_PREFIX}/predict", tags=["predict"])
 
 _BODY_DOC = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "format": "binary"},
-        "formats": {"type": "string"}, "confidence_map": {"type": "boolean"}}}},
+        "formats": {"type": "string"}, "confidence_map": {"type": "boolean"},
+        "left_right": {"type": "boolean", "description": LEFT_RIGHT_DOC}}}},
     "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}}
 _PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 FormatsQuery = Annotated[str | None, Query(description=f"comma list of: {', '.join(sorted(FORMATS))}")]
+LeftRightQuery = Annotated[bool, Query(description=LEFT_RIGHT_DOC)]
+_FLAGS = ("confidence_map", "left_right")
 
 
 async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, Any]]:
@@ -49,9 +59,10 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
         if not isinstance(upload, UploadFile):
             raise HTTPException(400, "field 'image' must be a file upload, not a text field")
         data = await upload.read()
-        options = {k: form.get(k) for k in ("formats", "confidence_map") if isinstance(form.get(k), str)}
-        if "confidence_map" in options:
-            options["confidence_map"] = options["confidence_map"].strip().lower() in ("1", "true", "yes", "on")
+        options = {k: form.get(k) for k in ("formats", *_FLAGS) if isinstance(form.get(k), str)}
+        for flag in _FLAGS:
+            if flag in options:
+                options[flag] = options[flag].strip().lower() in ("1", "true", "yes", "on")
         return data, upload.filename or "image", options
     if ctype == "application/json" or ctype.endswith("+json"):
         body = await request.body()
@@ -65,8 +76,7 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
             req = PredictRequest.model_validate(payload)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-        options = {k: v for k, v in (("formats", req.formats), ("confidence_map", req.confidence_map))
-                   if v is not None}
+        options = {k: getattr(req, k) for k in ("formats", *_FLAGS) if getattr(req, k) is not None}
         if req.image_url is not None:
             return await fetch_url(req.image_url, settings), req.image_url, options
         return decode_base64(req.image_base64, settings), "image_base64", options
@@ -99,12 +109,15 @@ async def _predict(request: Request, settings, engine, check=None) -> tuple[Any,
 
 @router.post("", response_model=PredictResponse, response_model_exclude_none=True, openapi_extra=_BODY_DOC)
 async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
-                  formats: FormatsQuery = None, confidence_map: Annotated[bool, Query()] = False) -> dict:
+                  formats: FormatsQuery = None, confidence_map: Annotated[bool, Query()] = False,
+                  left_right: LeftRightQuery = False) -> dict:
     """Predict garment classes of one photo: classes present, their areas and scores, and encodings.
 
     Any Pillow-readable photo works: grayscale, palette, RGBA (composited on white), 16-bit and CMYK
     are converted to RGB; EXIF orientation is applied (masks are in displayed coordinates); for an
-    animated GIF/WebP/APNG only the first frame is predicted.
+    animated GIF/WebP/APNG only the first frame is predicted. With `left_right`, paired classes are split
+    into the person's own left and right (the person's left is on the image's RIGHT) and the answer's
+    `class_names` is the split list.
     """
     t0 = time.perf_counter()
     wanted = _formats(formats)  # validated before any upload is read
@@ -116,37 +129,53 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
 
     _, pred, options = await _predict(request, settings, engine, check)
     conf_map = bool(options.get("confidence_map", confidence_map))
+    split = bool(options.get("left_right", left_right))
     t_enc = time.perf_counter()
     # The prediction names the model that made it, which may differ from engine.predictor after a hot swap.
-    result = await run_in_threadpool(prediction_result, pred, pred.taxonomy, pred.model_version, wanted, conf_map)
+    result = await run_in_threadpool(prediction_result, pred, pred.taxonomy, pred.model_version, wanted, conf_map,
+                                     left_right=split)
     result["timings_ms"]["encode"] = round((time.perf_counter() - t_enc) * 1000, 2)
     result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1000, 2)
     return result
 
 
 @router.post("/mask.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
-async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot) -> Response:
-    """Just the label map: an 8-bit PNG whose pixel values are class ids, at the photo's displayed size."""
-    _, pred, _ = await _predict(request, settings, engine)
-    data = await run_in_threadpool(png_format.encode, pred.labels)
-    return Response(data, media_type="image/png", headers=_headers(engine, pred))
+async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+                       left_right: LeftRightQuery = False) -> Response:
+    """Just the label map: an 8-bit PNG whose pixel values are class ids, at the photo's displayed size.
+
+    Header X-Class-Names lists the class of each id (comma separated), the left/right split one with
+    `left_right` (the person's left is on the image's RIGHT).
+    """
+    _, pred, options = await _predict(request, settings, engine)
+
+    def render() -> tuple[bytes, Any]:
+        labels, taxonomy = output_classes(pred.labels, pred.taxonomy, bool(options.get("left_right", left_right)))
+        return png_format.encode(labels), taxonomy
+
+    data, taxonomy = await run_in_threadpool(render)
+    return Response(data, media_type="image/png", headers=_headers(engine, pred, taxonomy))
 
 
 @router.post("/overlay.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
 async def predict_overlay(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
-                          alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5) -> Response:
-    """A colour preview for people: class colours blended over the photo (background left as is)."""
-    image, pred, _ = await _predict(request, settings, engine)
-    palette = pred.taxonomy.palette()
+                          alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5,
+                          left_right: LeftRightQuery = False) -> Response:
+    """A colour preview for people: class colours blended over the photo (background left as is); with
+    `left_right`, each paired class's right side in a lighter tint of its left side's colour."""
+    image, pred, options = await _predict(request, settings, engine)
 
-    def render() -> bytes:
+    def render() -> tuple[bytes, Any]:
         from training.images import encode_png
 
-        return encode_png(png_format.overlay(image, pred.labels, palette, alpha))
+        labels, taxonomy = output_classes(pred.labels, pred.taxonomy, bool(options.get("left_right", left_right)))
+        return encode_png(png_format.overlay(image, labels, taxonomy.palette(), alpha)), taxonomy
 
-    return Response(await run_in_threadpool(render), media_type="image/png", headers=_headers(engine, pred))
+    data, taxonomy = await run_in_threadpool(render)
+    return Response(data, media_type="image/png", headers=_headers(engine, pred, taxonomy))
 
 
-def _headers(engine, pred) -> dict[str, str]:
+def _headers(engine, pred, taxonomy) -> dict[str, str]:
     return {"X-Model-Version": pred.model_version, "X-Difficulty": f"{pred.difficulty:.4f}",
-            "X-Input-Size": f"{pred.input_size[1]}x{pred.input_size[0]}"}
+            "X-Input-Size": f"{pred.input_size[1]}x{pred.input_size[0]}", "X-Taxonomy": taxonomy.tag,
+            "X-Class-Names": ",".join(taxonomy.names)}
