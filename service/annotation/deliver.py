@@ -58,15 +58,13 @@ def deliver_worklist(session: Session, files: FileStore, wl: Worklist, out_dir: 
         items = [i for i in items if i.approved]
     if not items:
         raise DeliveryError(f"worklist {wl.name!r} has no {'approved ' if approved_only else ''}photos")
-    extras = None
-    if report:
+    def add_report(staging: Path) -> None:
         from service.annotation.report import write_worklist_report
 
-        def extras(staging: Path) -> None:
-            write_worklist_report(session, files, wl, staging / "report", thresholds)
+        write_worklist_report(session, files, wl, staging / "report", thresholds)
 
     batch = {"worklist_id": wl.id, "name": wl.name, "model_version": wl.model_version,
              "annotators": wl.annotators, "created_at": wl.created_at.isoformat()}
     return write_package(items, out_dir, taxonomy_for(wl.taxonomy), left_right=left_right,
                          include_unapproved=include_unapproved, make_zip=make_zip, overwrite=overwrite,
-                         extras=extras, batch=batch, progress=progress)
+                         extras=add_report if report else None, batch=batch, progress=progress)

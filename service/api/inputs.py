@@ -134,3 +134,14 @@ async def fetch_url(raw_url: str, settings: Settings, *, headers: dict[str, str]
         except httpx.HTTPError as exc:
             raise InputError(400, f"could not fetch image_url ({type(exc).__name__}: {exc})") from None
     raise InputError(400, f"image_url redirected more than {settings.max_redirects} times")
+
+
+async def read_form(request, **limits):
+    """The multipart form with starlette's limits (max_files, max_fields, max_part_size); a body it
+    cannot parse is the client's mistake (400), and the size limit's own 413 passes through."""
+    try:
+        return await request.form(**limits)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(400, f"malformed multipart body ({exc})") from None

@@ -17,6 +17,7 @@ from typing import Any
 
 from service.formats import png
 from service.qa.left_right import split_left_right, split_taxonomy
+from training.card import sha256_file
 from training.images import encode_png
 from training.taxonomy import Taxonomy
 
@@ -188,17 +189,9 @@ def _fingerprint(root: Path) -> dict[str, tuple[int, int]]:
             for p in _walk(root) if p.is_file()}
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_checksums(root: Path) -> int:
     files = [p for p in _walk(root) if p.is_file()]
-    lines = [f"{_sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files]
+    lines = [f"{sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files]
     (root / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
     return len(files) + 1
 
@@ -216,7 +209,7 @@ def _write_zip(root: Path, dest: Path, top: str) -> str:
     # The zip is what gets sent: make sure it is on disk before its name says it is complete.
     with open(dest, "rb+") as f:
         os.fsync(f.fileno())
-    return _sha256_file(dest)
+    return sha256_file(dest)
 
 
 def _remove(path: Path) -> None:

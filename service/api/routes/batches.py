@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.deps import EngineDep, JobsDep, ReadAccess, SettingsDep, WriteAccess
+from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
 from service.api.schemas import FolderJobRequest, JobResults, JobState
 from service.qa.left_right import split_taxonomy
@@ -55,12 +56,7 @@ async def create_batch(request: Request, response: Response, settings: SettingsD
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     wanted = _formats(formats)
     if ctype == "multipart/form-data":
-        try:
-            form = await request.form(max_files=settings.max_batch_files, max_fields=20)
-        except HTTPException:
-            raise
-        except Exception as exc:
-            raise HTTPException(400, f"malformed multipart body ({exc})") from None
+        form = await read_form(request, max_files=settings.max_batch_files, max_fields=20)
         files = [v for v in form.multi_items() if isinstance(v[1], UploadFile)]
         if not files:
             raise HTTPException(400, "multipart body holds no files; send them in the field 'images'")

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
+from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
 from service.store import corrections as store_api
 from service.store.tables import Correction
@@ -130,12 +131,7 @@ def _b64(value: str, what: str) -> bytes:
 async def _read_upload(request: Request, settings, taxonomy) -> dict:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):  # the latter: no files, rle
-        try:
-            form = await request.form(max_files=3, max_fields=20, max_part_size=settings.max_mask_upload_bytes)
-        except HTTPException:
-            raise
-        except Exception as exc:
-            raise HTTPException(400, f"malformed multipart body ({exc})") from None
+        form = await read_form(request, max_files=3, max_fields=20, max_part_size=settings.max_mask_upload_bytes)
         fields = {k: form.get(k) for k in _FIELDS if isinstance(form.get(k), str)}
         image, mask, draft = form.get("image"), form.get("mask"), form.get("draft_mask")
         args: dict[str, Any] = {"image_bytes": await image.read() if isinstance(image, UploadFile) else None}

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.deps import EngineDep, PredictSlot, SettingsDep
-from service.api.inputs import decode_base64, decode_bytes, fetch_url
+from service.api.inputs import decode_base64, decode_bytes, fetch_url, read_form
 from service.api.routes import API_PREFIX
 from service.api.schemas import PredictRequest, PredictResponse
 from service.formats import png as png_format
@@ -47,12 +47,7 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
     """(image bytes, a name for messages, options found in the body) from multipart or JSON."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except HTTPException:
-            raise
-        except Exception as exc:
-            raise HTTPException(400, f"malformed multipart body ({exc})") from None
+        form = await read_form(request, max_files=1, max_fields=10)
         upload = form.get("image")
         if upload is None:
             raise HTTPException(400, f"multipart body has no 'image' file field (fields sent: {sorted(form.keys())})")

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from service.annotation.drafting import Photo, check_photos
 from service.annotation.views import item_dict, worklist_dict
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
+from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
 from service.store import worklists as wl_api
 from service.store.tables import QA_STATUSES, WorkItem, Worklist
@@ -100,12 +101,7 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
     """
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(415, "send multipart/form-data with one or more file fields 'images'")
-    try:
-        form = await request.form(max_files=settings.max_batch_files, max_fields=10)
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise HTTPException(400, f"malformed multipart body ({exc})") from None
+    form = await read_form(request, max_files=settings.max_batch_files, max_fields=10)
     uploads = [u for u in form.getlist("images") if isinstance(u, UploadFile)]
     if not uploads:
         raise HTTPException(422, "no photos: send one or more file fields named 'images'")
