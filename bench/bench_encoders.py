@@ -72,6 +72,8 @@ def main() -> None:
         ("LS brush RLE", "ours (service.formats.ls_brush)", lambda lm, i: ls_brush.encode_label_map(lm),
          "label_studio_sdk mask2rle", lambda lm, i: sdk_brush(lm)),
         ("COCO RLE", "ours (service.formats.coco_rle)", lambda lm, i: coco_rle.encode_label_map(lm),
+         "label_studio_sdk mask2rle (the serving target's yardstick)", lambda lm, i: sdk_brush(lm)),
+        ("COCO RLE", "ours (service.formats.coco_rle)", lambda lm, i: coco_rle.encode_label_map(lm),
          "pycocotools (with class masks)", lambda lm, i: coco_reference(lm)),
         ("COCO RLE", "ours (service.formats.coco_rle)", lambda lm, i: coco_rle.encode_label_map(lm),
          "pycocotools encode only", lambda lm, i: coco_mask.encode(stacks[i])),

@@ -1,11 +1,23 @@
 """Serving benchmark: torch eager (CPU) vs ONNX Runtime (CPU) vs the full HTTP round trip, on CCP photos.
 
-Median/p95 latency and images/s at 1 and 4 clients, server RSS, ORT speed-up and HTTP overhead, as a
-markdown table. Run: python bench/bench_serving.py --images 20  (server: a subprocess on 127.0.0.1)
+One run, the same photos for every path, median/p95 latency and images/s at 1 and 4 clients:
+
+- "model call": the backend alone, `Backend.run` on the preprocessed (1, 3, h, w) input;
+- "predictor": the whole shared path, preprocess + model + post-processing to full-size labels and
+  confidence (`Predictor.predict`), identical code for both backends but the model call;
+- "HTTP round trip": POST /v1/predict?formats=png,coco_rle,polygons,ls_brush,cvat to `tailor serve`
+  (ONNX Runtime) in a subprocess: upload, JPEG decode, predictor, all five encodings, JSON.
+
+Every path is measured in interleaved rounds (each path once per round, in turn), so slow drift on
+a shared machine lands on all of them alike. Also measured: the HTTP round trip without encodings
+(what upload, decode and JSON cost alone); the post-processing alone (reference vs fast); encoding all
+formats; the server's own per-stage timings and memory; with --baseline DIR, the server of another
+checkout beside this one (before/after in one run). Run: python bench/bench_serving.py --images 20
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
@@ -14,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
+TORCH_MODEL, ORT_MODEL = "torch eager CPU: model call", "ONNX Runtime CPU: model call"
+TORCH_PRED = "torch eager CPU: predictor (pre + model + post)"
+ORT_PRED = "ONNX Runtime CPU: predictor (pre + model + post)"
+HTTP = "HTTP round trip (all five formats)"
+HTTP_BARE = "HTTP round trip (no encodings: classes and scores only)"
+BASELINE = ", baseline"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -31,24 +50,51 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def measure(call, items: list, clients: int) -> dict:
-    """Run call(item) for every item with `clients` concurrent callers; latency per call, overall rate."""
-    latencies: list[float] = []
+class Series:
+    """Latencies (ms) and throughput of one path at one concurrency, accumulated over rounds."""
 
-    def timed(item):
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.count, self.wall = 0, 0.0
+
+    def run(self, call: Callable, items: list, clients: int) -> None:
+        """call(item) for every item with `clients` concurrent callers."""
+        def timed(item):
+            t0 = time.perf_counter()
+            call(item)
+            self.latencies.append((time.perf_counter() - t0) * 1000)
+
         t0 = time.perf_counter()
-        call(item)
-        latencies.append((time.perf_counter() - t0) * 1000)
+        if clients == 1:
+            for item in items:
+                timed(item)
+        else:
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(timed, items))
+        self.wall += time.perf_counter() - t0
+        self.count += len(items)
 
-    t0 = time.perf_counter()
-    if clients == 1:
-        for item in items:
-            timed(item)
-    else:
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(timed, items))
-    wall = time.perf_counter() - t0
-    return {"median": statistics.median(latencies), "p95": percentile(latencies, 0.95), "ips": len(items) / wall}
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.latencies, 0.95)
+
+    @property
+    def ips(self) -> float:
+        return self.count / self.wall
+
+
+def interleaved(paths: dict[str, tuple[Callable, list]], levels: list[int], rounds: int) -> dict:
+    """{(path, clients): Series}: each round runs every path over all its items once, in turn."""
+    out = {(name, c): Series() for name in paths for c in levels}
+    for c in levels:
+        for _ in range(rounds):
+            for name, (call, items) in paths.items():
+                out[(name, c)].run(call, items, c)
+    return out
 
 
 def free_port() -> int:
@@ -67,9 +113,13 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return kb("VmRSS"), kb("VmHWM")
 
 
-def start_server(model: Path, threads: int, port: int, jobs_dir: str) -> subprocess.Popen:
-    env = {**os.environ, "TAILOR_JOBS_DIR": jobs_dir, "TAILOR_MAX_IN_FLIGHT": "64",
-           "TAILOR_SETTINGS_FILE": "", "PYTHONPATH": str(REPO)}
+def start_server(root: Path, model: Path, threads: int, port: int, data_dir: str,
+                 max_in_flight: int) -> subprocess.Popen:
+    """`tailor serve` of the code under root. The concurrency limit is the one under test (default: the
+    highest client count); no worker subprocess, so only the serving process runs beside the clients."""
+    env = {**os.environ, "TAILOR_DATA_DIR": data_dir, "TAILOR_JOBS_DIR": data_dir,
+           "TAILOR_MAX_IN_FLIGHT": str(max_in_flight), "TAILOR_START_WORKER": "false",
+           "TAILOR_SETTINGS_FILE": "", "PYTHONPATH": str(root)}
     cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--model", str(model), "--backend", "onnx", "--threads", str(threads),
            "--log-level", "warning"]
@@ -90,85 +140,190 @@ def wait_ready(client, base: str, proc: subprocess.Popen, timeout: float = 120) 
     raise SystemExit("server did not become ready")
 
 
+def stage_medians(images, predictor, rounds: int) -> dict[str, float]:
+    """Medians (ms, 1 caller) of the pieces around the model, the alternatives interleaved per photo."""
+    from service.results import prediction_result
+    from training.preprocessing import logits_to_labels, logits_to_labels_reference
+
+    times: dict[str, list[float]] = {}
+
+    def timed(name, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        times.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
+        return out
+
+    logits = [predictor.backend.run(predictor.preprocess(im)[None])[0] for im in images]
+    for _ in range(rounds):
+        for im, lg in zip(images, logits):
+            ref = timed("post-processing, reference (every channel upsampled)", logits_to_labels_reference,
+                        lg, im.shape[:2])
+            new = timed("post-processing, fast (as served)", logits_to_labels, lg, im.shape[:2])
+            assert (ref[0] == new[0]).all(), "fast post-processing differs from the reference"
+            pred = predictor.predict(im)
+            timed("encode all five formats + class summaries", prediction_result, pred, predictor.taxonomy,
+                  predictor.version, ALL_FORMATS.split(","))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=20, help="CCP photos to use (each path sees the same ones)")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp" / "images")
     ap.add_argument("--model", type=Path, default=REPO / "models" / "default")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="intra-op threads for torch, ONNX Runtime and the server (default: all cores)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="intra-op threads for torch, ONNX Runtime and the server (default: the serving default, "
+                         "one per core this process may use)")
     ap.add_argument("--clients", default="1,4", help="concurrency levels, comma list")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the photos per path")
+    ap.add_argument("--max-in-flight", type=int, default=None,
+                    help="the server's concurrency limit (default: the highest client count)")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. `git archive HEAD | tar -x -C DIR`) whose server runs beside this "
+                         "tree's, the same photos in alternating rounds: before/after in one run")
     args = ap.parse_args()
 
     import httpx
 
     from service.inference import Predictor
+    from service.inference.backends import default_threads
     from training.images import decode_image
 
+    threads = args.threads or default_threads()
     paths = sorted(args.data.glob("*.jpg"))[: args.images]
     if not paths:
         raise SystemExit(f"no photos under {args.data}")
     raw = [p.read_bytes() for p in paths]
     images = [decode_image(b) for b in raw]
     levels = [int(c) for c in args.clients.split(",")]
-    rows: list[tuple[str, int, dict]] = []
+    load_start = os.getloadavg()[0]
 
-    backends = ["onnx"] if args.skip_torch else ["torch", "onnx"]
-    version = ""
-    for kind in backends:
-        predictor = Predictor(args.model, backend=kind, threads=args.threads)
-        version = predictor.version
-        for im in images[:2]:
-            predictor.predict(im)  # warm-up: first calls allocate and pick kernels
-        label = "torch eager CPU" if kind == "torch" else "ONNX Runtime CPU"
-        for c in levels:
-            rows.append((label, c, measure(predictor.predict, images, c)))
-        del predictor
+    predictors = {"onnx": Predictor(args.model, backend="onnx", threads=threads)}
+    if not args.skip_torch:
+        predictors["torch"] = Predictor(args.model, backend="torch", threads=threads)
+    ort = predictors["onnx"]
+    inputs = [ort.preprocess(im)[None] for im in images]
+    in_process: dict[str, tuple[Callable, list]] = {}
+    for kind, predictor in predictors.items():
+        for im, x in zip(images[:2], inputs[:2]):  # warm-up: first calls allocate and pick kernels
+            predictor.predict(im)
+            predictor.backend.run(x)
+        model, pred = (TORCH_MODEL, TORCH_PRED) if kind == "torch" else (ORT_MODEL, ORT_PRED)
+        in_process[model] = (predictor.backend.run, inputs)
+        in_process[pred] = (predictor.predict, images)
+    order = [TORCH_MODEL, ORT_MODEL, TORCH_PRED, ORT_PRED]
+    by = interleaved({k: in_process[k] for k in order if k in in_process}, levels, args.rounds)
+    stages = stage_medians(images, ort, args.rounds)
+    session_options = ort.backend.describe() if hasattr(ort.backend, "describe") else {}
+    version = ort.version
+    del predictors, ort, in_process
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as jobs_dir:
-        proc = start_server(args.model, args.threads, port, jobs_dir)
+    # HTTP: this tree's server, and with --baseline another checkout's server beside it (same model,
+    # same settings), the two taking turns round by round.
+    servers = {"": REPO}
+    if args.baseline:
+        servers = {BASELINE: args.baseline.resolve(), "": REPO}
+    max_in_flight = args.max_in_flight or max(levels)
+    server_stages: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
+    refused = 0
+    memory: dict[str, tuple[float, float]] = {}
+    http_paths = [(name, ALL_FORMATS) for name in servers] + [("", "")]  # "": no encodings, this tree
+    with tempfile.TemporaryDirectory() as scratch, \
+            httpx.Client(timeout=120, limits=httpx.Limits(max_connections=2 * max(levels) + 2)) as client:
+        procs, bases = {}, {}
         try:
-            with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=max(levels) + 2)) as client:
-                wait_ready(client, base, proc)
+            for name, root in servers.items():
+                port = free_port()
+                data_dir = Path(scratch) / (name or "this")
+                data_dir.mkdir()
+                procs[name] = start_server(root, args.model, threads, port, str(data_dir), max_in_flight)
+                bases[name] = f"http://127.0.0.1:{port}"
+            for name in servers:
+                wait_ready(client, bases[name], procs[name])
+            answers: list[tuple[str, bytes]] = []
 
+            def poster(name: str, formats: str) -> Callable[[int], None]:
                 def post(i: int) -> None:
-                    r = client.post(f"{base}/v1/predict", params={"formats": ALL_FORMATS},
-                                    files={"image": (paths[i].name, raw[i], "image/jpeg")})
+                    nonlocal refused
+                    while True:
+                        r = client.post(f"{bases[name]}/v1/predict",
+                                        params={"formats": formats} if formats else None,
+                                        files={"image": (paths[i].name, raw[i], "image/jpeg")})
+                        if r.status_code != 503:  # over the limit: counted and retried, as a client would
+                            break
+                        refused += 1
+                        time.sleep(0.005)
                     r.raise_for_status()
+                    if formats:  # parsed after timing: the client's JSON work is not the server's
+                        answers.append((name, r.content))
+                return post
 
+            for name, formats in http_paths:
                 for i in range(min(2, len(raw))):
-                    post(i)
-                for c in levels:
-                    rows.append(("HTTP round trip (all formats)", c, measure(post, list(range(len(raw))), c)))
-                rss, peak = rss_mb(proc.pid)
+                    poster(name, formats)(i)
+            answers.clear()
+            for c in levels:
+                for _ in range(args.rounds):
+                    for name, formats in http_paths:
+                        label = (HTTP if formats else HTTP_BARE) + name
+                        by.setdefault((label, c), Series()).run(poster(name, formats), list(range(len(raw))), c)
+                if c == 1:
+                    for name, body in answers:
+                        for k, v in json.loads(body)["timings_ms"].items():
+                            server_stages[name].setdefault(k, []).append(v)
+                answers.clear()
+            memory = {name: rss_mb(proc.pid) for name, proc in procs.items()}
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for proc in procs.values():
+                proc.terminate()
+            for proc in procs.values():
+                proc.wait(30)
 
-    by = {(name, c): m for name, c, m in rows}
-    print(f"\n### Serving benchmark: model {version}, {len(paths)} CCP photos, {args.threads} thread(s), "
-          f"{os.cpu_count()} CPU core(s), load average {os.getloadavg()[0]:.1f} at the end "
-          f"({platform.processor() or platform.machine()})\n")
+    print(f"\n### Serving benchmark: model {version}, {len(paths)} CCP photos x {args.rounds} interleaved rounds, "
+          f"{threads} thread(s), {os.cpu_count()} CPU core(s), load average {load_start:.1f} at the start and "
+          f"{os.getloadavg()[0]:.1f} at the end ({platform.processor() or platform.machine()})\n")
+    if session_options:
+        print("ONNX Runtime session: " + ", ".join(f"{k} {v}" for k, v in session_options.items()) + "\n")
     print("| path | clients | median ms | p95 ms | images/s |")
     print("|---|---:|---:|---:|---:|")
-    for name, c, m in rows:
-        print(f"| {name} | {c} | {m['median']:.1f} | {m['p95']:.1f} | {m['ips']:.2f} |")
+    http_rows = [HTTP + BASELINE, HTTP, HTTP_BARE] if args.baseline else [HTTP, HTTP_BARE]
+    for name in [*order, *http_rows]:
+        for c in levels:
+            if (name, c) in by:
+                s = by[(name, c)]
+                print(f"| {name} | {c} | {s.median:.1f} | {s.p95:.1f} | {s.ips:.2f} |")
+    print("\nPieces (1 caller, medians; the two post-processing paths give identical labels):\n")
+    print("| piece | median ms |")
+    print("|---|---:|")
+    for name, ms in stages.items():
+        print(f"| {name} | {ms:.1f} |")
+    for name, st in server_stages.items():
+        print(f"\nServer{' (baseline)' if name else ''}: its own timings at 1 client, all five formats (medians of "
+              "the response's timings_ms): " + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in st.items()))
     print()
-    ort, http = "ONNX Runtime CPU", "HTTP round trip (all formats)"
     for c in levels:
-        if ("torch eager CPU", c) in by:
-            t, o = by[("torch eager CPU", c)], by[(ort, c)]
-            print(f"- ORT vs torch speed-up at {c} client(s): {t['median'] / o['median']:.2f}x median latency, "
-                  f"{o['ips'] / t['ips']:.2f}x throughput")
+        if (TORCH_MODEL, c) in by:
+            for t_name, o_name, what in ((TORCH_MODEL, ORT_MODEL, "model call"), (TORCH_PRED, ORT_PRED, "predictor")):
+                t, o = by[(t_name, c)], by[(o_name, c)]
+                print(f"- ORT vs torch eager, {what}, {c} client(s): {t.median / o.median:.2f}x median latency, "
+                      f"{o.ips / t.ips:.2f}x throughput (target >= 2x)")
     for c in levels:
-        o, h = by[(ort, c)], by[(http, c)]
-        print(f"- HTTP overhead at {c} client(s): {(h['median'] - o['median']) / o['median'] * 100:+.0f}% of model "
-              f"time (median {h['median']:.1f} vs {o['median']:.1f} ms; includes upload, decode and encoding "
-              f"all five formats)")
-    print(f"- serving process RSS: {rss:.0f} MiB now, {peak:.0f} MiB peak")
+        p, m = by[(ORT_PRED, c)], by[(ORT_MODEL, c)]
+        for row in http_rows:
+            h = by[(row, c)]
+            print(f"- {row}, {c} client(s): {(h.median - p.median) / p.median * 100:+.0f}% over the ORT predictor "
+                  f"({h.median:.1f} vs {p.median:.1f} ms), "
+                  f"{(h.median - m.median) / m.median * 100:+.0f}% over the bare "
+                  f"model call ({m.median:.1f} ms); {h.ips:.2f} vs {p.ips:.2f} images/s (target: under +25%)")
+        if args.baseline:
+            old, new = by[(HTTP + BASELINE, c)], by[(HTTP, c)]
+            print(f"- this tree vs baseline, all five formats, {c} client(s): {old.median / new.median:.2f}x median "
+                  f"latency, {new.ips / old.ips:.2f}x throughput")
+    for name, (rss, peak) in memory.items():
+        print(f"- serving process RSS{' (baseline)' if name else ''}: {rss:.0f} MiB at the end, {peak:.0f} MiB peak "
+              f"(limit {max_in_flight} in flight; target < 1.5 GB)")
+    print(f"- requests refused with 503 (and retried): {refused}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from service.formats import coco_rle, cvat, ls_brush, png, polygons
-from service.formats._runs import check_label_map
+from service.formats._runs import check_label_map, present_ids
 
 __all__ = ["FORMATS", "FormatFn", "UnknownFormatError", "encode", "get_format"]
 
@@ -37,7 +37,7 @@ def _prepare(label_map: np.ndarray, class_names: Sequence[str], options: Mapping
         # Fail loudly: a misspelt option silently ignored would give the caller the wrong output.
         raise ValueError(f"unknown options {unknown}; this format accepts {sorted(allowed)}")
     opts = {**allowed, **opts}
-    present = np.flatnonzero(np.bincount(lm.ravel(), minlength=256))
+    present = present_ids(lm)
     too_big = [int(c) for c in present if c >= len(class_names)]
     if too_big:
         raise ValueError(f"label map has class ids {too_big} but only {len(class_names)} class names")
@@ -48,7 +48,8 @@ def _prepare(label_map: np.ndarray, class_names: Sequence[str], options: Mapping
 
 def _png(label_map, class_names, options=None) -> dict[str, str]:
     lm, wanted, _ = _prepare(label_map, class_names, options, {})
-    return {name: base64.b64encode(png.encode_mask(lm == cid)).decode("ascii") for cid, name in wanted.items()}
+    encoded = png.encode_class_masks(lm, list(wanted))
+    return {name: base64.b64encode(data).decode("ascii") for name, data in zip(wanted.values(), encoded)}
 
 
 def _coco_rle(label_map, class_names, options=None) -> dict[str, dict]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from service.formats._runs import check_label_map, check_mask
+from service.formats._runs import bounding_box, check_label_map, check_mask, class_mask, present_ids
 
 __all__ = ["decode", "decode_label_map", "encode", "encode_label_map"]
 
@@ -19,13 +19,16 @@ def encode(mask: np.ndarray) -> list[int]:
     As in cvat_sdk, the first run counts background and is 0 when the box starts on a mask pixel,
     and an empty mask encodes as the 1x1 box at the origin holding one background pixel: [1, 0, 0, 0, 0].
     """
-    m = check_mask(mask)
-    rows = np.flatnonzero(m.any(axis=1))
-    if rows.size == 0:
+    return _encode_u8(check_mask(mask).view(np.uint8))
+
+
+def _encode_u8(mask: np.ndarray) -> list[int]:
+    # mask: uint8, non-zero inside. The box comes from cv2 (one vectorised pass), runs from its crop only.
+    box = bounding_box(mask)
+    if box is None:
         return [1, 0, 0, 0, 0]
-    cols = np.flatnonzero(m.any(axis=0))
-    y1, y2, x1, x2 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-    flat = m[y1:y2 + 1, x1:x2 + 1].ravel()
+    x1, y1, x2, y2 = box
+    flat = mask[y1:y2 + 1, x1:x2 + 1].ravel()
     edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     bounds = np.concatenate(([0], edges, [flat.size]))
     lengths = np.diff(bounds).tolist()
@@ -37,11 +40,11 @@ def encode(mask: np.ndarray) -> list[int]:
 def encode_label_map(label_map: np.ndarray, class_ids: Iterable[int] | None = None) -> dict[int, list[int]]:
     """{class_id: CVAT mask points} for each class present (only those in class_ids if given)."""
     lm = check_label_map(label_map)
-    present = np.flatnonzero(np.bincount(lm.ravel(), minlength=256)).tolist()
+    present = present_ids(lm).tolist()
     if class_ids is not None:
         wanted = {int(c) for c in class_ids}
         present = [c for c in present if c in wanted]
-    return {cid: encode(lm == cid) for cid in present}
+    return {cid: _encode_u8(class_mask(lm, cid)) for cid in present}
 
 
 def decode(points: Sequence[float], height: int, width: int) -> np.ndarray:

@@ -5,13 +5,16 @@ image, for previews; renderings are for people, the single-channel PNG is what r
 from __future__ import annotations
 
 import io
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.formats._runs import check_label_map, check_mask
+from service.formats._runs import check_label_map, check_mask, class_mask
 
-__all__ = ["decode", "encode", "encode_mask", "overlay", "render"]
+__all__ = ["decode", "encode", "encode_class_masks", "encode_mask", "overlay", "render"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -31,6 +34,41 @@ def encode(label_map: np.ndarray) -> bytes:
 def encode_mask(mask: np.ndarray) -> bytes:
     """8-bit greyscale PNG of one binary mask, 255 inside, so it is visible when opened as an image."""
     return _png_bytes(check_mask(mask).astype(np.uint8) * np.uint8(255))
+
+
+def encode_class_masks(label_map: np.ndarray, class_ids: list[int]) -> list[bytes]:
+    """encode_mask(label_map == c) for each class id, byte for byte, the classes spread over the cores.
+
+    Pillow's PNG encoder (filtering and zlib) releases the GIL, so on two cores a photo's dozen class
+    masks take about 60% of the time they take one after another. Requests already running in
+    parallel share the same small pool, so this adds no threads under load.
+    """
+    lm = check_label_map(label_map)
+    if len(class_ids) < 2 or _WORKERS < 2:
+        return [_png_bytes(class_mask(lm, c)) for c in class_ids]
+    return list(_pool().map(lambda c: _png_bytes(class_mask(lm, c)), class_ids))
+
+
+_WORKERS = min(4, os.cpu_count() or 1)
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_WORKERS, thread_name_prefix="tailor-png")
+        return _POOL
+
+
+def _forget_pool() -> None:
+    # A forked child inherits the pool object but not its threads: it must start its own.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def decode(data: bytes) -> np.ndarray:

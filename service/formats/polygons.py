@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from service.formats._runs import check_label_map, check_mask
+from service.formats._runs import bounding_box, check_label_map, check_mask, class_mask, present_ids
 
 __all__ = ["decode", "decode_label_map", "encode", "encode_label_map", "ls_regions"]
 
@@ -37,8 +37,20 @@ def encode(mask: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]
     """
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
-    m = check_mask(mask).astype(np.uint8)
-    contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return _encode_u8(check_mask(mask).view(np.uint8), tolerance)
+
+
+def _encode_u8(m: np.ndarray, tolerance: float) -> list[dict]:
+    # m: uint8, non-zero inside. Traced in the mask's bounding box plus a one-pixel margin (what lies
+    # outside is background, as findContours assumes beyond the image edge), offset back to image
+    # coordinates: the same contours in the same order, at the cost of the box rather than the image.
+    box = bounding_box(m)
+    if box is None:
+        return []
+    x1, y1, x2, y2 = box
+    ox, oy = max(x1 - 1, 0), max(y1 - 1, 0)
+    crop = np.ascontiguousarray(m[oy:y2 + 2, ox:x2 + 2])
+    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(ox, oy))
     if hierarchy is None:
         return []
     tree = hierarchy.reshape(-1, 4)  # next, previous, first child, parent
@@ -59,11 +71,13 @@ def encode_label_map(label_map: np.ndarray, class_ids: Iterable[int] | None = No
                      tolerance: float = DEFAULT_TOLERANCE) -> dict[int, list[dict]]:
     """{class_id: polygons} for each class present (only those in class_ids if given)."""
     lm = check_label_map(label_map)
-    present = np.flatnonzero(np.bincount(lm.ravel(), minlength=256)).tolist()
+    present = present_ids(lm).tolist()
     if class_ids is not None:
         wanted = {int(c) for c in class_ids}
         present = [c for c in present if c in wanted]
-    return {cid: encode(lm == cid, tolerance) for cid in present}
+    if present and tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
+    return {cid: _encode_u8(class_mask(lm, cid), tolerance) for cid in present}
 
 
 def _ring(points: Sequence, what: str) -> np.ndarray:

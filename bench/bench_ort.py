@@ -1,0 +1,238 @@
+"""ONNX Runtime options and int8 quantization for the default model, measured in one run on CCP photos.
+
+1. Session options, interleaved in one process (spinning off everywhere, so one session's idle
+   threads cannot slow the next): graph optimisation level (all / extended / basic), intra-op
+   threads (1 vs the serving default), and the graph optimised offline and saved, loaded again.
+2. Spin-waiting of the intra-op threads on and off: each setting in its own process (alternating, as
+   spinning threads would otherwise weigh on whatever runs next), bare model call and full predictor.
+3. int8: static QDQ quantization (onnxruntime.quantization, uint8 activations / int8 per-channel
+   weights, MinMax over --calibration photos of the train split), speed interleaved with fp32, then
+   mIoU and pixel accuracy at native size on the val split for both, and their label agreement.
+
+The quantized model is written to a temporary folder only; nothing in the model directory changes.
+Run: python bench/bench_ort.py --images 20 --calibration 50
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+
+def session(path: Path, threads: int, level: str = "all", spinning: bool = False, save: Path | None = None):
+    import onnxruntime as ort
+
+    level_of = ort.GraphOptimizationLevel
+    levels = {"all": level_of.ORT_ENABLE_ALL, "extended": level_of.ORT_ENABLE_EXTENDED,
+              "basic": level_of.ORT_ENABLE_BASIC, "none": level_of.ORT_DISABLE_ALL}
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = levels[level]
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if save is not None:
+        opts.optimized_model_filepath = str(save)
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def interleaved_ms(sessions: dict, inputs: list[np.ndarray], rounds: int) -> dict[str, list[float]]:
+    """Per-call latencies: every round runs each session over all inputs, in turn."""
+    for s in sessions.values():
+        for x in inputs[:2]:
+            s.run(None, {"image": x})
+    out: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, s in sessions.items():
+            for x in inputs:
+                t0 = time.perf_counter()
+                s.run(None, {"image": x})
+                out[name].append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def ccp_split(data: Path) -> tuple[list[Path], list[Path]]:
+    from training.dataset import split_bucket
+
+    images = sorted((data / "images").glob("*.jpg"))
+    val = [p for p in images if split_bucket(p.stem) < 10.0]  # the training config's val_percent
+    return [p for p in images if split_bucket(p.stem) >= 10.0], val
+
+
+def spinning_child(model: Path, images: int, rounds: int, spinning: bool) -> dict:
+    """Run in a subprocess: bare model call and predictor medians with one spinning setting."""
+    from service.inference import Predictor
+    from service.inference.backends import default_threads
+    from training.images import decode_image
+
+    predictor = Predictor(model, backend="onnx")
+    predictor.backend.session = session(model / "model.onnx", default_threads(), spinning=spinning)
+    photos = [decode_image(p) for p in sorted((REPO.parent / "shared/data/ccp/images").glob("*.jpg"))[:images]]
+    inputs = [predictor.preprocess(im)[None] for im in photos]
+    for im in photos[:2]:
+        predictor.predict(im)
+    bare, full = [], []
+    for _ in range(rounds):
+        for x, im in zip(inputs, photos):
+            t0 = time.perf_counter()
+            predictor.backend.run(x)
+            bare.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            predictor.predict(im)
+            full.append((time.perf_counter() - t0) * 1000)
+    return {"model call": statistics.median(bare), "predictor": statistics.median(full)}
+
+
+def evaluate_models(models: dict[str, Path], card_dir: Path, val: list[Path], data: Path) -> dict:
+    """mIoU / pixel accuracy of each ONNX file on the val photos, and label agreement with the first."""
+    from service.inference import Predictor
+    from service.inference.backends import default_threads
+    from training.dataset import scan_dataset, load_samples
+    from training.metrics import confusion, scores
+    from training.preprocessing import logits_to_labels
+
+    predictor = Predictor(card_dir, backend="onnx")
+    names = predictor.taxonomy.names
+    sessions = {name: session(path, default_threads()) for name, path in models.items()}
+    folder = scan_dataset(data)
+    wanted = {p.stem for p in val}
+    samples = [s for s in folder.samples if s.id in wanted]
+    conf = {name: np.zeros((len(names), len(names)), dtype=np.int64) for name in models}
+    agree = {name: 0 for name in models}
+    pixels = 0
+    first = next(iter(models))
+    for _, image, mask in load_samples(folder, samples, predictor.taxonomy):
+        x = predictor.preprocess(image)[None]
+        labels = {name: logits_to_labels(s.run(None, {"image": x})[0][0], image.shape[:2])[0]
+                  for name, s in sessions.items()}
+        pixels += mask.size
+        for name, lab in labels.items():
+            conf[name] += confusion(mask, lab, len(names))
+            agree[name] += int((lab == labels[first]).sum())
+    out = {}
+    for name in models:
+        s = scores(conf[name], names)
+        out[name] = {"miou": s["miou"], "pixel_accuracy": s["pixel_accuracy"], "agreement": agree[name] / pixels,
+                     "images": len(samples)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "default")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp")
+    ap.add_argument("--images", type=int, default=20, help="photos for the speed measurements")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--calibration", type=int, default=50, help="train-split photos to calibrate int8 on")
+    ap.add_argument("--skip-int8", action="store_true")
+    ap.add_argument("--spinning-child", choices=["on", "off"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.spinning_child:
+        print(json.dumps(spinning_child(args.model, args.images, args.rounds, args.spinning_child == "on")))
+        return
+
+    from service.inference import Predictor
+    from service.inference.backends import default_threads
+    from training.images import decode_image
+    from training.preprocessing import input_size, to_input
+
+    threads = default_threads()
+    predictor = Predictor(args.model, backend="onnx")
+    train, val = ccp_split(args.data)
+    photos = [decode_image(p) for p in sorted((args.data / "images").glob("*.jpg"))[: args.images]]
+    inputs = [predictor.preprocess(im)[None] for im in photos]
+    fp32 = args.model / "model.onnx"
+    report = [f"### ONNX Runtime options and int8: model {predictor.version}, {len(photos)} CCP photos x "
+              f"{args.rounds} rounds, {threads} thread(s) by default, {os.cpu_count()} CPU core(s), load average "
+              f"{os.getloadavg()[0]:.1f}\n"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        session(fp32, threads, "all", save=tmp / "offline_all.onnx")
+        session(fp32, threads, "extended", save=tmp / "offline_extended.onnx")
+        variants = {
+            f"fp32, ORT_ENABLE_ALL, {threads} threads (served)": session(fp32, threads, "all"),
+            f"fp32, ORT_ENABLE_EXTENDED, {threads} threads": session(fp32, threads, "extended"),
+            f"fp32, ORT_ENABLE_BASIC, {threads} threads": session(fp32, threads, "basic"),
+            "fp32, ORT_ENABLE_ALL, 1 thread": session(fp32, 1, "all"),
+            "fp32, optimised offline (ALL), loaded with BASIC": session(tmp / "offline_all.onnx", threads, "basic"),
+            "fp32, optimised offline (EXTENDED), loaded with ALL":
+                session(tmp / "offline_extended.onnx", threads, "all"),
+        }
+        if not args.skip_int8:
+            from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                                  quantize_static)
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            spec = predictor.card["input"]
+            calibration = train[:: max(1, len(train) // args.calibration)][: args.calibration]
+
+            class Reader(CalibrationDataReader):
+                def __init__(self):
+                    self.paths = iter(calibration)
+
+                def get_next(self):
+                    path = next(self.paths, None)
+                    if path is None:
+                        return None
+                    im = decode_image(path)
+                    size = input_size(*im.shape[:2], spec["long_side"], spec["size_multiple"])
+                    return {"image": to_input(im, size, spec["mean"], spec["std"])[None]}
+
+            t0 = time.perf_counter()
+            quant_pre_process(str(fp32), str(tmp / "pre.onnx"))
+            quantize_static(str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+            quant_s = time.perf_counter() - t0
+            variants[f"int8 QDQ (u8 activations, s8 per-channel weights), ALL, {threads} threads"] = \
+                session(tmp / "int8.onnx", threads, "all")
+        times = interleaved_ms(variants, inputs, args.rounds)
+        base = statistics.median(next(iter(times.values())))
+        report += ["| ONNX Runtime session | median ms | p95 ms | vs served |", "|---|---:|---:|---:|"]
+        for name, ms in times.items():
+            med = statistics.median(ms)
+            p95 = sorted(ms)[int(0.95 * (len(ms) - 1))]
+            report.append(f"| {name} | {med:.1f} | {p95:.1f} | {base / med:.2f}x |")
+
+        spin: dict[str, list[dict]] = {"on": [], "off": []}
+        for _ in range(2):
+            for setting in ("on", "off"):
+                out = subprocess.run([sys.executable, __file__, "--model", str(args.model), "--images",
+                                      str(args.images), "--rounds", str(args.rounds), "--spinning-child", setting],
+                                     capture_output=True, text=True, check=True)
+                spin[setting].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        report += ["", "| intra-op spin-waiting (own process each, alternating) | model call ms | predictor ms |",
+                   "|---|---:|---:|"]
+        for setting, runs in spin.items():
+            report.append(f"| {setting} | {statistics.median(r['model call'] for r in runs):.1f} | "
+                          f"{statistics.median(r['predictor'] for r in runs):.1f} |")
+
+        if not args.skip_int8:
+            sizes = {name: os.path.getsize(p) / 1e6 for name, p in (("fp32", fp32), ("int8", tmp / "int8.onnx"))}
+            quality = evaluate_models({"fp32": fp32, "int8": tmp / "int8.onnx"}, args.model, val, args.data)
+            report += ["", f"int8: quantized in {quant_s:.1f} s from {len(calibration)} train-split photos; "
+                           f"ONNX file {sizes['int8']:.2f} MB vs {sizes['fp32']:.2f} MB", "",
+                       "| model | val mIoU | pixel accuracy | label agreement with fp32 | val photos |",
+                       "|---|---:|---:|---:|---:|"]
+            for name, q in quality.items():
+                report.append(f"| {name} | {q['miou']:.4f} | {q['pixel_accuracy']:.4f} | {q['agreement']:.4f} | "
+                              f"{q['images']} |")
+            drop = quality["fp32"]["miou"] - quality["int8"]["miou"]
+            report += ["", f"int8 mIoU drop: {drop:+.5f} (ship only if under 0.005 and clearly faster)"]
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

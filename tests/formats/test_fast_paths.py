@@ -1,0 +1,81 @@
+"""The encoders' shortcuts give byte-identical output to the plain way of computing the same thing.
+Classes present from runs instead of a histogram, masks from one comparison, polygons traced in the
+class's bounding box instead of the whole image, per-class PNGs encoded on several threads.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from service.formats import png, polygons
+from service.formats._runs import bounding_box, class_mask, present_ids
+
+SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (5, 3), (33, 17)]
+
+
+def _odd_maps() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    maps = []
+    for shape in SHAPES:
+        maps += [rng.integers(0, 20, shape).astype(np.uint8), np.full(shape, 3, np.uint8),
+                 np.zeros(shape, np.uint8)]
+        edge = np.zeros(shape, np.uint8)
+        edge[0, :] = 4
+        edge[:, -1] = 5  # regions on the image border
+        maps.append(edge)
+    return maps
+
+
+def test_present_ids_and_class_masks(all_masks):
+    for lm in all_masks + _odd_maps():
+        assert present_ids(lm).tolist() == np.unique(lm).tolist()
+        for c in np.unique(lm).tolist() + [255]:
+            mask = class_mask(lm, c)
+            assert mask.dtype == np.uint8 and np.array_equal(mask, (lm == c).astype(np.uint8) * 255)
+    # Views (non-contiguous) work too.
+    lm = all_masks[0][::2, ::3]
+    assert present_ids(lm).tolist() == np.unique(lm).tolist()
+
+
+def test_bounding_box():
+    for lm in _odd_maps():
+        for c in np.unique(lm).tolist():
+            ys, xs = np.nonzero(lm == c)
+            assert bounding_box(class_mask(lm, c)) == (xs.min(), ys.min(), xs.max(), ys.max())
+    assert bounding_box(np.zeros((4, 5), np.uint8)) is None
+
+
+def _full_image_polygons(mask: np.ndarray, tolerance: float) -> list[dict]:
+    # What encode did before tracing in the bounding box: findContours over the whole image.
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    tree = hierarchy.reshape(-1, 4)
+    out = []
+    for i, contour in enumerate(contours):
+        if tree[i, 3] != -1:
+            continue
+        holes, child = [], tree[i, 2]
+        while child != -1:
+            holes.append(polygons._simplify(contours[child], tolerance))
+            child = tree[child, 0]
+        out.append({"exterior": polygons._simplify(contour, tolerance), "holes": holes})
+    return out
+
+
+@pytest.mark.parametrize("tolerance", [0.0, 1.0, 2.5])
+def test_polygons_traced_in_the_box_equal_whole_image_tracing(all_masks, tolerance):
+    for lm in all_masks + _odd_maps():
+        per_class = polygons.encode_label_map(lm, tolerance=tolerance)
+        assert sorted(per_class) == np.unique(lm).tolist()
+        for c, polys in per_class.items():
+            assert polys == _full_image_polygons(lm == c, tolerance), (lm.shape, c)
+            assert polygons.encode(lm == c, tolerance) == polys
+
+
+def test_class_mask_pngs_equal_one_by_one(all_masks):
+    for lm in all_masks[:3] + _odd_maps():
+        ids = np.unique(lm).tolist()
+        assert png.encode_class_masks(lm, ids) == [png.encode_mask(lm == c) for c in ids]
+    assert png.encode_class_masks(all_masks[0], []) == []
