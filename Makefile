@@ -38,3 +38,4 @@ bench: setup
 	$(VENV)/bin/python bench/bench_serving.py
 	$(VENV)/bin/python bench/bench_encoders.py
 	$(VENV)/bin/python bench/bench_models.py
+	$(VENV)/bin/python bench/bench_ort.py
