@@ -104,6 +104,18 @@ def run_retrain(ctx) -> dict:
     return result
 
 
+def _registered_before(ctx) -> str | None:
+    """The candidate an earlier attempt of this job registered before its worker was lost: a retry
+    judges that one instead of exporting and registering a second copy of the same training run."""
+    from service.store.models_registry import get_model
+
+    version = ctx.state.get("candidate")
+    if not version:
+        return None
+    with ctx.store.session() as s:
+        return version if get_model(s, version) is not None else None
+
+
 def _retrain(ctx, work: Path) -> dict:
     from training.card import read_card
     from training.export import export_model
@@ -143,11 +155,14 @@ def _retrain(ctx, work: Path) -> dict:
     photos = sorted((data / "images").iterdir())[:2]
     note = (f"fine-tuned from {parent} by job {ctx.job_id} on {info['corrections']} approved correction(s)"
             + (f" and {info['base_images']} base photo(s)" if info["base_images"] else ""))
-    model_dir = work / f"retrain-job{ctx.job_id}"
-    export_model(run / "best", model_dir, parity_images=[decode_image(p) for p in photos], overwrite=True,
-                 notes=note)
-    with store.session() as s:
-        candidate = register_model(s, settings.model_store_dir, model_dir, status="candidate", notes=note).version
+    candidate = _registered_before(ctx)
+    if candidate is None:
+        model_dir = work / f"retrain-job{ctx.job_id}"
+        export_model(run / "best", model_dir, parity_images=[decode_image(p) for p in photos], overwrite=True,
+                     notes=note)
+        with store.session() as s:
+            candidate = register_model(s, settings.model_store_dir, model_dir, status="candidate",
+                                       notes=note).version
     ctx.progress(stage="registered", candidate=candidate)
     result = {"parent": parent, "candidate": candidate, **info,
               "history": [{k: round(r[k], 4) if isinstance(r[k], float) else r[k] for k in SUMMARY}

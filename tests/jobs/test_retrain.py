@@ -140,3 +140,44 @@ def test_eval_set_keeps_its_members_as_corrections_arrive(world, ccp, tmp_path):
     after = export_eval_set(store, tmp_path / "e2", tax, settings.eval_percent)
     ids = lambda d: {i["image_sha256"] for i in json.loads((d / "manifest.json").read_text())["items"]}
     assert ids(tmp_path / "e1") <= ids(tmp_path / "e2") and after >= before
+
+
+def test_a_retry_after_registering_reuses_the_candidate(world, monkeypatch):
+    """The worker is lost right after registering: the retried job judges that candidate without
+    exporting the model again (an export's card could differ, making a second candidate)."""
+    import training.export
+
+    from service.retrain import run_retrain
+    from service.store.models_registry import list_models
+    from service.worker import JobLost
+
+    settings, store, tiny_version, _ = world
+    with store.session() as s:
+        job_id = queue.enqueue_retrain(s, reason="test")[0].id
+
+    def lost_after_registering(ctx):
+        real = ctx.progress
+
+        def progress(**fields):
+            real(**fields)
+            if fields.get("stage") == "registered" and ctx.attempt == 1:
+                raise JobLost("simulated: the worker died right after registering")
+
+        ctx.progress = progress
+        return run_retrain(ctx)
+
+    Worker(store, settings, "w1", handlers={"retrain": lost_after_registering}).run_forever(idle_exit=True)
+    with store.session() as s:
+        first = queue.get_job(s, job_id)
+        assert first.status == "running" and first.progress["stage"] == "registered"
+        registered = first.progress["candidate"]
+        assert queue.recover(s, worker="w1") == [(job_id, "queued")]
+    exports = []
+    real_export = training.export.export_model
+    monkeypatch.setattr(training.export, "export_model", lambda *a, **k: exports.append(a) or real_export(*a, **k))
+    Worker(store, settings, "w2", handlers={"retrain": lost_after_registering}).run_forever(idle_exit=True)
+    with store.session() as s:
+        job = queue.get_job(s, job_id)
+        assert job.status == "succeeded", job.error
+        assert job.result["candidate"] == registered and exports == []
+        assert sorted(m.version for m in list_models(s)) == sorted([tiny_version, registered])
