@@ -81,7 +81,9 @@ def models_register(model_dir: Annotated[Path, typer.Argument(help="model direct
 
 @models_app.command("activate")
 def models_activate(version: Annotated[str, typer.Argument(help="a version from `tailor models list`")],
-                    reason: Annotated[Optional[str], typer.Option(help="why (kept in the history)")] = None) -> None:
+                    reason: Annotated[Optional[str], typer.Option(help="why (kept in the history)")] = None,
+                    force: Annotated[bool, typer.Option(help="activate a version the promotion gate rejected "
+                                                             "(needs --reason)")] = False) -> None:
     """Make VERSION current (promotion or rollback). A running server swaps to it within model_poll_s
     seconds; POST /v1/models/VERSION/activate swaps at once."""
     from service.cli import console, fail
@@ -94,7 +96,7 @@ def models_activate(version: Annotated[str, typer.Argument(help="a version from 
             model = get_model(s, version)
             if model is not None:
                 read_card(model.path, verify=True)  # refuse a version whose files were altered
-            previous = set_current(s, version, actor="cli", reason=reason)
+            previous = set_current(s, version, actor="cli", reason=reason, force=force)
     except (ModelStoreError, ModelDirError) as exc:
         fail(str(exc))
     console.print(f"current model: {version} (was {previous})")

@@ -13,7 +13,8 @@ import numpy as np
 
 from service.store import Store
 from service.store.db import store_from_settings
-from service.store.models_registry import ModelStoreError, current_version, get_model, register_model, set_current
+from service.store.models_registry import (ModelStoreError, check_activatable, current_version, get_model,
+                                           register_model, set_current)
 
 log = logging.getLogger("tailor.models")
 
@@ -66,21 +67,19 @@ class ModelSwitcher:
         self._lock = threading.Lock()
         self._failed: dict[str, float] = {}  # version -> when it failed to load (not retried at every poll)
 
-    def activate(self, version: str, actor: str | None = None, reason: str | None = None) -> dict:
+    def activate(self, version: str, actor: str | None = None, reason: str | None = None,
+                 force: bool = False) -> dict:
         """Blocking (call it in a thread): load + warm the version, commit it as current, swap."""
         with self._lock:
             with self.store.session() as s:
                 model = get_model(s, version)
-                if model is None:
-                    raise ModelStoreError(f"no model version {version!r} in the store")
-                if model.status == "rejected":
-                    raise ModelStoreError(f"model version {version} was rejected; it cannot be activated")
+                check_activatable(model, version, force, reason)
                 path = model.path
             serving = self.engine.predictor
             if serving.version == version:
                 with self.store.session() as s:
                     if current_version(s) != version:
-                        set_current(s, version, actor, reason)
+                        set_current(s, version, actor, reason, force)
                 return {"version": version, "previous": version, "changed": False, "warmup_s": 0.0}
             t0 = time.perf_counter()
             predictor = self.loader(path)  # verifies each file's sha256 against the card
@@ -88,7 +87,7 @@ class ModelSwitcher:
                 raise ModelStoreError(f"{path} holds version {predictor.version}, not {version}")
             seconds = warm(predictor) if self.settings.warmup else 0.0
             with self.store.session() as s:
-                set_current(s, version, actor, reason)
+                set_current(s, version, actor, reason, force)
             old = self.engine.swap(predictor)
             log.info("serving model %s (was %s); loaded in %.2f s, warm-up %.2f s", version, old.version,
                      time.perf_counter() - t0 - seconds, seconds)

@@ -106,13 +106,24 @@ def current_version(session: Session) -> str | None:
     return row.version if row else None
 
 
-def set_current(session: Session, version: str, actor: str | None = None, reason: str | None = None) -> str | None:
-    """Make `version` current (one transaction, with a history row); returns the previous version."""
-    model = session.get(ModelVersion, version)
+def check_activatable(model: ModelVersion | None, version: str, force: bool, reason: str | None) -> None:
+    """A rejected version goes live only when forced, with the reason recorded in the history."""
     if model is None:
         raise ModelStoreError(f"no model version {version!r} in the store")
+    if model.status == "rejected" and not force:
+        raise ModelStoreError(f"model version {version} was rejected; activating it needs force (and a reason)")
+    if model.status == "rejected" and not (reason or "").strip():
+        raise ModelStoreError(f"forcing rejected version {version} live needs a reason, kept in the history")
+
+
+def set_current(session: Session, version: str, actor: str | None = None, reason: str | None = None,
+                force: bool = False) -> str | None:
+    """Make `version` current (one transaction, with a history row); returns the previous version."""
+    model = session.get(ModelVersion, version)
+    check_activatable(model, version, force, reason)
     if model.status == "rejected":
-        raise ModelStoreError(f"model version {version} was rejected; it cannot be activated")
+        model.status = "available"
+        reason = f"forced over the promotion gate's rejection: {reason}"
     row = session.get(CurrentModel, 1)
     previous = row.version if row else None
     if row is None:

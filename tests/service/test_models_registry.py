@@ -140,3 +140,25 @@ def test_hot_swap_under_concurrent_requests(tmp_path, tiny_model, predictor, sma
         # ...and every request started after the swap completed was served by the new one.
         after = [v for start, _, _, v in results if start > t_done]
         assert after and set(after) == {tiny}
+
+
+def test_a_rejected_version_goes_live_only_when_forced_with_a_reason(tmp_path, tiny_model, small_photo):
+    from service.store.models_registry import set_status
+
+    settings = make_settings(tmp_path, warmup=False)
+    with TestClient(create_app(settings)) as c:
+        with c.app.state.store.session() as s:
+            tiny = register_model(s, settings.model_store_dir, tiny_model, status="candidate").version
+            set_status(s, tiny, "rejected", notes="gate: shoes IoU dropped")
+        r = c.post(f"/v1/models/{tiny}/activate", json={"reason": "ship it"})
+        assert r.status_code == 409 and "force" in r.json()["detail"]
+        r = c.post(f"/v1/models/{tiny}/activate", json={"force": True})
+        assert r.status_code == 409 and "reason" in r.json()["detail"]
+        assert post_image(c, small_photo).json()["model_version"] == DEFAULT_VERSION
+        r = c.post(f"/v1/models/{tiny}/activate", json={"force": True, "reason": "customer wants the new shoes"})
+        assert r.status_code == 200, r.text
+        assert post_image(c, small_photo).json()["model_version"] == tiny
+        with c.app.state.store.session() as s:
+            last = activations(s)[0]
+        assert last.version == tiny and "forced" in last.reason and "customer wants" in last.reason
+        assert {m["version"]: m for m in c.get("/v1/models").json()["versions"]}[tiny]["status"] == "available"

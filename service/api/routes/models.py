@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import EngineDep, ReadAccess, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
@@ -23,6 +23,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 class ActivateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = None
+    force: bool = Field(False, description="activate a version the promotion gate rejected (needs a reason)")
 
 
 def _version_dict(m, current_version: str | None, serving: str) -> dict:
@@ -64,7 +65,8 @@ async def activate(version: str, request: Request, _auth: WriteAccess, body: Act
     if switcher is None or not request.app.state.ready:
         raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
     try:
-        return await asyncio.to_thread(switcher.activate, version, "api", body.reason if body else None)
+        return await asyncio.to_thread(switcher.activate, version, "api", body.reason if body else None,
+                                       bool(body and body.force))
     except ModelStoreError as exc:
         raise HTTPException(404 if "no model version" in str(exc) else 409, str(exc)) from None
     except ModelDirError as exc:
