@@ -35,7 +35,9 @@ def delivery_items(session: Session, files: FileStore, wl: Worklist,
             image_id=item.image_id, image_path=files.path(item.image.path), label_map=loader, approved=approved,
             width=item.image.width, height=item.image.height,
             annotator=corr.annotator if corr else item.annotator, reviewer=corr.reviewer if corr else None,
-            qa_status=item.qa_status, notes=_notes(item, corr), draft_model_version=wl.model_version,
+            qa_status=item.qa_status, notes=_notes(item, corr),
+            # A correction that brought its own draft names that draft's model; otherwise the worklist's drafted it.
+            draft_model_version=(corr.draft_model_version if corr and corr.draft_mask_path else None) or wl.model_version,
             effort=efforts.get(corr.id) if corr else None,
             extra={"correction_id": corr.id if corr else "", "mask_source": source,
                    "difficulty": item.difficulty, "predicted_effort_s": item.predicted_effort_s}))
@@ -58,6 +60,7 @@ def deliver_worklist(session: Session, files: FileStore, wl: Worklist, out_dir: 
         items = [i for i in items if i.approved]
     if not items:
         raise DeliveryError(f"worklist {wl.name!r} has no {'approved ' if approved_only else ''}photos")
+
     def add_report(staging: Path) -> None:
         from service.annotation.report import write_worklist_report
 

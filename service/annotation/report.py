@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from sqlalchemy.orm import Session
 
 from service.annotation.agreement import disagreement_png, worklist_agreement
@@ -41,7 +43,7 @@ def worklist_report_input(session: Session, files: FileStore, wl: Worklist,
             finals.append(final)
             checklists[item.image_id] = qa.checklist
         shown = final if final is not None else item_draft(files, item)
-        present = [tax.names[c] for c in sorted(set(shown.ravel().tolist())) if c != 0]
+        present = [tax.names[c] for c in np.flatnonzero(np.bincount(shown.ravel(), minlength=tax.num_classes)) if c]
         rows.append(ImageRow(
             image_id=item.image_id, width=item.image.width, height=item.image.height,
             annotator=(corr.annotator if corr else None) or item.annotator, reviewer=corr.reviewer if corr else None,
