@@ -120,6 +120,9 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
         for p in photos:
             image = await run_in_threadpool(_decode, p, settings.max_pixels)
             pred = await engine.predict_async(image)
+            if pred.model_version != wl.model_version:   # the model was swapped while this batch was drafted
+                raise wl_api.WorklistError(f"the serving model changed to {pred.model_version} while drafting; "
+                                           "start a new worklist for it")
             added.append(await run_in_threadpool(
                 wl_api.add_item, store.session, store.files, wl, p.image_id, p.data, pred.labels, pred.confidence,
                 pred.taxonomy, settings.qa_thresholds, settings.max_pixels))
