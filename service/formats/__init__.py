@@ -74,7 +74,7 @@ def _cvat(label_map, class_names, options=None) -> dict[str, list[int]]:
 
 
 FORMATS: dict[str, FormatFn] = {
-    "png": _png,  # base64 PNG per class, 255 inside
+    "png": _png,  # base64 1-bit PNG per class, white inside (0/255 in OpenCV, True in Pillow)
     "coco_rle": _coco_rle,  # {"size": [h, w], "counts": str}
     "polygons": _polygons,  # [{"exterior": [[x, y], ...], "holes": [...]}, ...]; option "tolerance" (px)
     "ls_brush": _ls_brush,  # Label Studio brush RLE bytes

@@ -1,20 +1,19 @@
-"""PNG label maps: (H, W) uint8 class ids <-> 8-bit single-channel PNG bytes, plus per-class mask PNGs.
+"""PNG label maps: (H, W) uint8 class ids <-> 8-bit single-channel PNG bytes, plus 1-bit per-class masks.
 Also renders label maps in colour (a palette row per class) and alpha-blends that rendering over an
 image, for previews; renderings are for people, the single-channel PNG is what round-trips.
 """
 from __future__ import annotations
 
 import io
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.formats._runs import check_label_map, check_mask, class_mask
+from service.formats._runs import check_label_map, check_mask
 
-__all__ = ["decode", "encode", "encode_class_masks", "encode_mask", "overlay", "render"]
+__all__ = ["decode", "decode_mask", "encode", "encode_class_masks", "encode_mask", "overlay", "render"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -32,43 +31,27 @@ def encode(label_map: np.ndarray) -> bytes:
 
 
 def encode_mask(mask: np.ndarray) -> bytes:
-    """8-bit greyscale PNG of one binary mask, 255 inside, so it is visible when opened as an image."""
-    return _png_bytes(check_mask(mask).astype(np.uint8) * np.uint8(255))
+    """1-bit greyscale PNG of one binary mask, white inside: an eighth of the pixels an 8-bit mask
+    has to filter and compress. OpenCV reads it as 0/255, Pillow as mode "1" (True inside)."""
+    m = check_mask(mask)
+    h, w = m.shape
+    # Written directly: one filter byte (0, none) per row, then the packed bits; zlib level 1 because
+    # masks are long runs that compress well at any level.
+    rows = np.zeros((h, (w + 7) // 8 + 1), dtype=np.uint8)
+    rows[:, 1:] = np.packbits(m, axis=1)
+    header = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)   # width, height, 1 bit, greyscale
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) \
+        + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def encode_class_masks(label_map: np.ndarray, class_ids: list[int]) -> list[bytes]:
-    """encode_mask(label_map == c) for each class id, byte for byte, the classes spread over the cores.
-
-    Pillow's PNG encoder (filtering and zlib) releases the GIL, so on two cores a photo's dozen class
-    masks take about 60% of the time they take one after another. Requests already running in
-    parallel share the same small pool, so this adds no threads under load.
-    """
+    """encode_mask(label_map == c) for each class id."""
     lm = check_label_map(label_map)
-    if len(class_ids) < 2 or _WORKERS < 2:
-        return [_png_bytes(class_mask(lm, c)) for c in class_ids]
-    return list(_pool().map(lambda c: _png_bytes(class_mask(lm, c)), class_ids))
-
-
-_WORKERS = min(4, os.cpu_count() or 1)
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(_WORKERS, thread_name_prefix="tailor-png")
-        return _POOL
-
-
-def _forget_pool() -> None:
-    # A forked child inherits the pool object but not its threads: it must start its own.
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool)
+    return [encode_mask(lm == c) for c in class_ids]
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -84,6 +67,11 @@ def decode(data: bytes) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"unreadable PNG ({exc})") from None
     return arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
+
+
+def decode_mask(data: bytes) -> np.ndarray:
+    """Boolean mask from a per-class PNG: any non-zero pixel is inside (1-bit, or 8-bit 0/255)."""
+    return decode(data) > 0
 
 
 def _check_palette(label_map: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.formats import png, polygons
+from service.formats import polygons
 from service.formats._runs import bounding_box, class_mask, present_ids
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (5, 3), (33, 17)]
@@ -72,10 +72,3 @@ def test_polygons_traced_in_the_box_equal_whole_image_tracing(all_masks, toleran
         for c, polys in per_class.items():
             assert polys == _full_image_polygons(lm == c, tolerance), (lm.shape, c)
             assert polygons.encode(lm == c, tolerance) == polys
-
-
-def test_class_mask_pngs_equal_one_by_one(all_masks):
-    for lm in all_masks[:3] + _odd_maps():
-        ids = np.unique(lm).tolist()
-        assert png.encode_class_masks(lm, ids) == [png.encode_mask(lm == c) for c in ids]
-    assert png.encode_class_masks(all_masks[0], []) == []

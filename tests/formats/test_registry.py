@@ -15,7 +15,7 @@ from service.formats import FORMATS, UnknownFormatError, coco_rle, cvat, encode,
 
 def decoders(h: int, w: int):
     return {
-        "png": lambda p: png.decode(base64.b64decode(p)) == 255,
+        "png": lambda p: png.decode_mask(base64.b64decode(p)),
         "coco_rle": coco_rle.decode,
         "polygons": lambda p: polygons.decode(p, h, w),
         "ls_brush": lambda p: ls_brush.decode(p, h, w),
