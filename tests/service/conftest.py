@@ -100,6 +100,21 @@ def post_image(client, data: bytes, path: str = "/v1/predict", filename: str = "
     return client.post(path, params=params, files={"image": (filename, data, content_type)})
 
 
+def assert_encodings_decode_to(enc: dict, truth: np.ndarray, area: int) -> None:
+    """Every exact format of one class decodes to its mask; polygons (simplified outlines) come close."""
+    import base64
+
+    from service.formats import coco_rle, cvat, ls_brush, polygons
+
+    h, w = truth.shape
+    np.testing.assert_array_equal(coco_rle.decode(enc["coco_rle"]), truth)
+    np.testing.assert_array_equal(ls_brush.decode(enc["ls_brush"], h, w), truth)
+    np.testing.assert_array_equal(cvat.decode(enc["cvat"], h, w), truth)
+    np.testing.assert_array_equal(png_array(base64.b64decode(enc["png"])) > 0, truth)
+    poly = polygons.decode(enc["polygons"], h, w)
+    assert (poly & truth).sum() / max(1, (poly | truth).sum()) > 0.5 or area < 200
+
+
 def png_array(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img)

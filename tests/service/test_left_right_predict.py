@@ -12,10 +12,10 @@ import json
 import numpy as np
 import PIL.Image
 import pytest
-from conftest import CCP, png_array, post_image, wait_for
+from conftest import CCP, assert_encodings_decode_to, png_array, post_image, wait_for
 from typer.testing import CliRunner
 
-from service.formats import coco_rle, cvat, ls_brush, png, polygons
+from service.formats import coco_rle, png
 from service.qa.left_right import split_left_right, split_taxonomy
 from training.images import decode_image
 
@@ -64,12 +64,7 @@ def test_every_format_decodes_to_the_split_masks(split_answer):
             continue
         enc = c["encodings"]
         assert set(enc) == set(ALL_FORMATS.split(","))
-        np.testing.assert_array_equal(coco_rle.decode(enc["coco_rle"]), truth)
-        np.testing.assert_array_equal(ls_brush.decode(enc["ls_brush"], h, w), truth)
-        np.testing.assert_array_equal(cvat.decode(enc["cvat"], h, w), truth)
-        np.testing.assert_array_equal(png_array(base64.b64decode(enc["png"])) > 0, truth)
-        poly = polygons.decode(enc["polygons"], h, w)
-        assert (poly & truth).sum() / max(1, (poly | truth).sum()) > 0.5 or c["area"] < 200
+        assert_encodings_decode_to(enc, truth, c["area"])
 
 
 def test_the_option_is_read_from_query_form_and_json_alike(client, photo_bytes, split_answer):

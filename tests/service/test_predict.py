@@ -9,9 +9,9 @@ import base64
 
 import numpy as np
 import pytest
-from conftest import make_settings, png_array, post_image
+from conftest import assert_encodings_decode_to, make_settings, png_array, post_image
 
-from service.formats import coco_rle, cvat, ls_brush, png, polygons
+from service.formats import png
 from training.images import decode_image
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
@@ -56,13 +56,7 @@ def test_every_encoding_decodes_to_the_label_map(full_answer, client, photo_byte
             continue
         enc = c["encodings"]
         assert set(enc) == set(a["formats"])
-        np.testing.assert_array_equal(coco_rle.decode(enc["coco_rle"]), truth)
-        np.testing.assert_array_equal(ls_brush.decode(enc["ls_brush"], h, w), truth)
-        np.testing.assert_array_equal(cvat.decode(enc["cvat"], h, w), truth)
-        np.testing.assert_array_equal(png_array(base64.b64decode(enc["png"])) > 0, truth)
-        # Polygons are simplified outlines: close to the mask, not equal to it.
-        poly = polygons.decode(enc["polygons"], h, w)
-        assert (poly & truth).sum() / max(1, (poly | truth).sum()) > 0.5 or c["area"] < 200
+        assert_encodings_decode_to(enc, truth, c["area"])
     conf = png_array(base64.b64decode(a["confidence_png"]))
     assert conf.shape == (h, w) and conf.min() >= 255 // 13
 
