@@ -72,8 +72,8 @@ def draft_into(session: Session, files: FileStore, wl: Worklist, photos: Sequenc
             if pred.model_version != wl.model_version:
                 raise WorklistError(f"worklist {wl.name!r} is drafted by {wl.model_version}, but the model now "
                                     f"serving is {pred.model_version}; start a new worklist")
-            added.append(add_item(session, files, wl, p.image_id, p.data, pred.labels, pred.confidence,
-                                  pred.taxonomy, thresholds, max_pixels))
+            added.append(add_item(session, files, wl, p.image_id, p.data, image.shape, pred.labels, pred.confidence,
+                                  pred.taxonomy, thresholds))
             if progress is not None:
                 progress(p)
     except BaseException:

@@ -17,7 +17,7 @@ from service.qa.settings import QAThresholds
 from service.qa.worklist import CSV_COLUMNS, DraftInfo, difficulty_reason, draft_info, predicted_effort_s, split_batch
 from service.store.files import FileStore, Staged, sha256_bytes
 from service.store.tables import QA_STATUSES, Correction, Image, Worklist, WorkItem, utcnow
-from training.images import ImageDecodeError, decode_image, encode_png
+from training.images import encode_png
 from training.taxonomy import Taxonomy
 
 __all__ = ["WorklistError", "WorklistNotFound", "create_worklist", "get_worklist", "list_worklists", "add_item",
@@ -110,9 +110,13 @@ def get_item(session: Session, wl: Worklist, image_id: str) -> WorkItem:
 
 
 def add_item(session: Session, files: FileStore, wl: Worklist, image_id: str, image_bytes: bytes,
-             labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxonomy,
-             thresholds: QAThresholds = QAThresholds(), max_pixels: int | None = None) -> WorkItem:
-    """Store a drafted photo in the worklist: the image (once, by hash), the draft and its confidence."""
+             photo_shape: tuple[int, int], labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxonomy,
+             thresholds: QAThresholds = QAThresholds()) -> WorkItem:
+    """Store a drafted photo in the worklist: the image (once, by hash), the draft and its confidence.
+
+    `photo_shape` is the (H, W) of the upright photo the caller decoded from `image_bytes` and drafted,
+    so the bytes are not decoded once more here.
+    """
     from service.store.corrections import image_suffix
 
     _check_image_id(image_id)
@@ -120,10 +124,7 @@ def add_item(session: Session, files: FileStore, wl: Worklist, image_id: str, im
         raise WorklistError(f"worklist {wl.name!r} is in taxonomy {wl.taxonomy}, the draft in {taxonomy.tag}")
     if session.scalar(select(WorkItem.id).where(WorkItem.worklist_id == wl.id, WorkItem.image_id == image_id)):
         raise WorklistError(f"worklist {wl.name!r} already has an image {image_id!r}")
-    try:
-        shape = decode_image(image_bytes, origin=image_id, max_pixels=max_pixels).shape[:2]
-    except ImageDecodeError as exc:
-        raise WorklistError(str(exc)) from None
+    shape = tuple(photo_shape[:2])
     if labels.shape != shape or confidence.shape != shape:
         raise WorklistError(f"{image_id}: draft is {labels.shape}, confidence {confidence.shape}, photo {shape}")
     info = draft_info(image_id, labels, confidence, taxonomy, thresholds)

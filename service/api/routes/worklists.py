@@ -124,8 +124,8 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
                 raise wl_api.WorklistError(f"the serving model changed to {pred.model_version} while drafting; "
                                            "start a new worklist for it")
             added.append(await run_in_threadpool(
-                wl_api.add_item, store.session, store.files, wl, p.image_id, p.data, pred.labels, pred.confidence,
-                pred.taxonomy, settings.qa_thresholds, settings.max_pixels))
+                wl_api.add_item, store.session, store.files, wl, p.image_id, p.data, image.shape, pred.labels,
+                pred.confidence, pred.taxonomy, settings.qa_thresholds))
     except BaseException as exc:
         await run_in_threadpool(_remove, store.session, added)
         if isinstance(exc, wl_api.WorklistError):
