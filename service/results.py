@@ -114,20 +114,31 @@ def coco_categories(taxonomy: Taxonomy) -> list[dict]:
              "color": list(c.color)} for c in taxonomy.classes if c.id != 0]
 
 
+def class_annotations(labels: np.ndarray, num_classes: int) -> list[dict]:
+    """COCO annotation bodies, one per garment class present (background left out): RLE segmentation,
+    area and bbox as pycocotools computes them. Callers add image_id and their own fields."""
+    from service.formats import coco_rle
+
+    areas = np.bincount(labels.ravel(), minlength=num_classes)
+    present = [c for c in range(1, num_classes) if areas[c]]
+    rles = coco_rle.encode_label_map(labels, present)
+    out = []
+    for cid in present:
+        mask = labels == cid
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+        out.append({"category_id": int(cid), "segmentation": rles[cid], "area": int(areas[cid]), "bbox": bbox,
+                    "iscrowd": 0})
+    return out
+
+
 def coco_image_entry(image_id: int, file_name: str, labels: np.ndarray, confidence: np.ndarray,
                      taxonomy: Taxonomy, difficulty: float) -> tuple[dict, list[dict]]:
     """A COCO image record and its annotations (one RLE per class present), ids relative to the image."""
     h, w = labels.shape
-    rles = get_format("coco_rle")(labels, taxonomy.names, None)
-    annotations = []
-    for entry in class_summaries(labels, confidence, taxonomy):
-        if entry["name"] not in rles:
-            continue
-        mask = labels == entry["id"]
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
-        annotations.append({"image_id": image_id, "category_id": entry["id"], "segmentation": rles[entry["name"]],
-                            "area": entry["area"], "bbox": bbox, "iscrowd": 0, "score": entry["score"]})
+    scores = {e["id"]: e["score"] for e in class_summaries(labels, confidence, taxonomy)}
+    annotations = [{"image_id": image_id, **a, "score": scores[a["category_id"]]}
+                   for a in class_annotations(labels, taxonomy.num_classes)]
     image = {"id": image_id, "file_name": file_name, "width": int(w), "height": int(h),
              "difficulty": round(float(difficulty), 4)}
     return image, annotations

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from service.formats import coco_rle
-from service.results import coco_categories
+from service.results import class_annotations, coco_categories
 from training.taxonomy import Taxonomy
 
 from .items import FLAG_REASON, DeliveryItem
@@ -65,17 +64,10 @@ def annotations_for(label_map: np.ndarray, taxonomy: Taxonomy, image_id: int,
                     flagged: bool) -> tuple[list[dict], dict[str, int]]:
     """One COCO annotation per garment class present (RLE, area, bbox as pycocotools computes them),
     and the pixel count of each class present."""
-    areas = np.bincount(label_map.ravel(), minlength=taxonomy.num_classes)
-    rles = coco_rle.encode_label_map(label_map, [c for c in range(1, taxonomy.num_classes) if areas[c]])
-    anns = []
-    for cid, rle in rles.items():
-        mask = label_map == cid
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
-        # iscrowd 0 as in every COCO file the service writes; pycocotools reads an RLE dict either way.
-        anns.append({"image_id": image_id, "category_id": int(cid), "segmentation": rle, "area": int(areas[cid]),
-                     "bbox": bbox, "iscrowd": 0, "flagged": flagged})
-    pixels = {taxonomy.names[c]: int(areas[c]) for c in range(1, taxonomy.num_classes) if areas[c]}
+    # iscrowd 0 as in every COCO file the service writes; pycocotools reads an RLE dict either way.
+    anns = [{"image_id": image_id, **a, "flagged": flagged}
+            for a in class_annotations(label_map, taxonomy.num_classes)]
+    pixels = {taxonomy.names[a["category_id"]]: a["area"] for a in anns}
     return anns, pixels
 
 
