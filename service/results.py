@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 # Imported at module level on purpose: without the format registry the service must not start.
-from service.formats import FORMATS, UnknownFormatError, get_format
+from service.formats import FORMATS, LabelLayers, UnknownFormatError, as_layers, get_format
 from service.formats import png as png_format
 from service.inference import Prediction
 from service.qa.left_right import split_left_right
@@ -42,12 +42,16 @@ def parse_formats(value: str | Sequence[str] | None) -> list[str]:
     return names
 
 
-def class_summaries(labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxonomy) -> list[dict]:
+def class_summaries(labels: np.ndarray | LabelLayers, confidence: np.ndarray, taxonomy: Taxonomy) -> list[dict]:
     """One entry per class present: id, name, pixel area and score (mean confidence over its pixels)."""
+    layers = as_layers(labels)
     n = taxonomy.num_classes
-    flat = labels.ravel()
-    areas = np.bincount(flat, minlength=n)
-    sums = np.bincount(flat, weights=confidence.ravel().astype(np.float64), minlength=n)
+    # Summed per run of equal labels, then per class: a pass over the pixels plus one over the runs,
+    # twice as fast as bincount over every pixel (which widens each label and weight to 64 bits).
+    starts, values = layers.row_runs
+    run_sums = np.add.reduceat(np.asarray(confidence, dtype=np.float32).ravel(), starts, dtype=np.float64)
+    areas = np.bincount(values, weights=layers.run_lengths(), minlength=n)
+    sums = np.bincount(values, weights=run_sums, minlength=n)
     names = taxonomy.names
     return [{"id": int(c), "name": names[c], "area": int(areas[c]), "score": round(float(sums[c] / areas[c]), 4)}
             for c in np.flatnonzero(areas[:n])]
@@ -62,17 +66,19 @@ def output_classes(labels: np.ndarray, taxonomy: Taxonomy, left_right: bool = Fa
     return split.label_map, split.classes.taxonomy
 
 
-def encode_formats(labels: np.ndarray, class_names: Sequence[str], formats: Iterable[str],
+def encode_formats(labels: np.ndarray | LabelLayers, class_names: Sequence[str], formats: Iterable[str],
                    options: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
     """{format: {class name: payload}} for the non-background classes present."""
-    return {f: get_format(f)(labels, class_names, (options or {}).get(f)) for f in formats}
+    layers = as_layers(labels)  # shared by every format
+    return {f: get_format(f)(layers, class_names, (options or {}).get(f)) for f in formats}
 
 
-def described_classes(labels: np.ndarray, confidence: np.ndarray, taxonomy: Taxonomy,
+def described_classes(labels: np.ndarray | LabelLayers, confidence: np.ndarray, taxonomy: Taxonomy,
                       formats: Sequence[str] = ()) -> list[dict]:
     """class_summaries with each garment's payload in every format asked for, under "encodings"."""
-    classes = class_summaries(labels, confidence, taxonomy)
-    encoded = encode_formats(labels, taxonomy.names, formats)
+    layers = as_layers(labels)
+    classes = class_summaries(layers, confidence, taxonomy)
+    encoded = encode_formats(layers, taxonomy.names, formats)
     for entry in classes:
         # The registry leaves background out (it is the absence of a garment), so it gets no encodings.
         entry["encodings"] = {f: payloads[entry["name"]] for f, payloads in encoded.items()
@@ -85,7 +91,7 @@ def prediction_result(pred: Prediction, taxonomy: Taxonomy, version: str, format
     """The JSON answer for one image (see PredictResponse in service.api.schemas)."""
     labels, taxonomy = output_classes(pred.labels, taxonomy, left_right)
     conf = pred.confidence
-    classes = described_classes(labels, conf, taxonomy, formats)
+    classes = described_classes(LabelLayers(labels), conf, taxonomy, formats)
     h, w = labels.shape
     result = {
         "model_version": version,
@@ -114,19 +120,19 @@ def coco_categories(taxonomy: Taxonomy) -> list[dict]:
              "color": list(c.color)} for c in taxonomy.classes if c.id != 0]
 
 
-def class_annotations(labels: np.ndarray, num_classes: int) -> list[dict]:
+def class_annotations(labels: np.ndarray | LabelLayers, num_classes: int) -> list[dict]:
     """COCO annotation bodies, one per garment class present (background left out): RLE segmentation,
     area and bbox as pycocotools computes them. Callers add image_id and their own fields."""
     from service.formats import coco_rle
 
-    areas = np.bincount(labels.ravel(), minlength=num_classes)
+    layers = as_layers(labels)
+    areas = np.bincount(layers.row_runs[1], weights=layers.run_lengths(), minlength=num_classes).astype(np.int64)
     present = [c for c in range(1, num_classes) if areas[c]]
-    rles = coco_rle.encode_label_map(labels, present)
+    rles = coco_rle.encode_label_map(layers, present)
     out = []
     for cid in present:
-        mask = labels == cid
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+        x1, y1, x2, y2 = layers.box(cid)
+        bbox = [x1, y1, x2 - x1 + 1, y2 - y1 + 1]
         out.append({"category_id": int(cid), "segmentation": rles[cid], "area": int(areas[cid]), "bbox": bbox,
                     "iscrowd": 0})
     return out
@@ -136,9 +142,10 @@ def coco_image_entry(image_id: int, file_name: str, labels: np.ndarray, confiden
                      taxonomy: Taxonomy, difficulty: float) -> tuple[dict, list[dict]]:
     """A COCO image record and its annotations (one RLE per class present), ids relative to the image."""
     h, w = labels.shape
-    scores = {e["id"]: e["score"] for e in class_summaries(labels, confidence, taxonomy)}
+    layers = LabelLayers(labels)
+    scores = {e["id"]: e["score"] for e in class_summaries(layers, confidence, taxonomy)}
     annotations = [{"image_id": image_id, **a, "score": scores[a["category_id"]]}
-                   for a in class_annotations(labels, taxonomy.num_classes)]
+                   for a in class_annotations(layers, taxonomy.num_classes)]
     image = {"id": image_id, "file_name": file_name, "width": int(w), "height": int(h),
              "difficulty": round(float(difficulty), 4)}
     return image, annotations

@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 
 from service.formats import coco_rle, cvat, ls_brush, png, polygons
-from service.formats._runs import check_label_map, present_ids
+from service.formats._runs import LabelLayers, as_layers
 
-__all__ = ["FORMATS", "FormatFn", "UnknownFormatError", "encode", "get_format"]
+__all__ = ["FORMATS", "FormatFn", "LabelLayers", "UnknownFormatError", "as_layers", "encode", "get_format"]
 
-FormatFn = Callable[[np.ndarray, Sequence[str], Mapping[str, Any] | None], dict[str, Any]]
+# A label map or its LabelLayers (pass LabelLayers to share masks and runs across several formats).
+FormatFn = Callable[[np.ndarray | LabelLayers, Sequence[str], Mapping[str, Any] | None], dict[str, Any]]
 
 
 class UnknownFormatError(ValueError):
@@ -26,10 +27,10 @@ class UnknownFormatError(ValueError):
         super().__init__(f"unknown mask format {name!r}; known formats: {', '.join(sorted(FORMATS))}")
 
 
-def _prepare(label_map: np.ndarray, class_names: Sequence[str], options: Mapping[str, Any] | None,
-             extra: Mapping[str, Any]) -> tuple[np.ndarray, dict[int, str], dict[str, Any]]:
-    """Validated label map, {class id: name} of the classes to emit, and the options with defaults."""
-    lm = check_label_map(label_map)
+def _prepare(label_map: np.ndarray | LabelLayers, class_names: Sequence[str], options: Mapping[str, Any] | None,
+             extra: Mapping[str, Any]) -> tuple[LabelLayers, dict[int, str], dict[str, Any]]:
+    """The label map's layers, {class id: name} of the classes to emit, and the options with defaults."""
+    lm = as_layers(label_map)
     allowed = {"include_background": False, **extra}
     opts = dict(options or {})
     unknown = sorted(set(opts) - set(allowed))
@@ -37,7 +38,7 @@ def _prepare(label_map: np.ndarray, class_names: Sequence[str], options: Mapping
         # Fail loudly: a misspelt option silently ignored would give the caller the wrong output.
         raise ValueError(f"unknown options {unknown}; this format accepts {sorted(allowed)}")
     opts = {**allowed, **opts}
-    present = present_ids(lm)
+    present = lm.present
     too_big = [int(c) for c in present if c >= len(class_names)]
     if too_big:
         raise ValueError(f"label map has class ids {too_big} but only {len(class_names)} class names")

@@ -1,8 +1,10 @@
-"""Run finding shared by the run-length encoders (COCO RLE, Label Studio brush).
+"""What the encoders share: run finding, class masks and boxes, and LabelLayers, which computes each once.
 A label map is scanned once into runs of equal ids; each class's binary runs are then derived from
 those runs, so encoding k classes costs one pass over the pixels plus k passes over the (far fewer) runs.
 """
 from __future__ import annotations
+
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -81,3 +83,65 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     if w == 0:
         return None
     return x, y, x + w - 1, y + h - 1
+
+
+class LabelLayers:
+    """One label map and what the encoders derive from it, each computed on first use and then shared.
+
+    Asking for five formats of one prediction used to find its classes seven times and build each class
+    mask three times; every format now reads them from here. The cached arrays are read-only.
+    """
+
+    def __init__(self, label_map: np.ndarray):
+        self.map = check_label_map(label_map)
+        self._masks: dict[int, np.ndarray] = {}
+        self._boxes: dict[int, tuple[int, int, int, int] | None] = {}
+
+    @cached_property
+    def row_runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """value_runs of the row-major pixels (Label Studio, CVAT and areas read rows)."""
+        return value_runs(self.map.ravel())
+
+    @cached_property
+    def column_runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """value_runs of the column-major pixels (COCO); cv2's transpose is several times numpy's .T.ravel()."""
+        return value_runs(cv2.transpose(self.map).ravel())
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        """Sorted class ids present."""
+        seen = np.zeros(256, dtype=bool)
+        seen[self.row_runs[1]] = True
+        return np.flatnonzero(seen)
+
+    def run_lengths(self) -> np.ndarray:
+        starts, _ = self.row_runs
+        return np.diff(np.append(starts, self.map.size))
+
+    def mask(self, class_id: int) -> np.ndarray:
+        """class_mask(map, class_id): uint8, 255 inside."""
+        if class_id not in self._masks:
+            mask = class_mask(self.map, class_id)
+            mask.flags.writeable = False
+            self._masks[class_id] = mask
+        return self._masks[class_id]
+
+    def box(self, class_id: int) -> tuple[int, int, int, int] | None:
+        """bounding_box of the class's mask."""
+        if class_id not in self._boxes:
+            self._boxes[class_id] = bounding_box(self.mask(class_id))
+        return self._boxes[class_id]
+
+
+def as_layers(label_map: "np.ndarray | LabelLayers") -> LabelLayers:
+    """The LabelLayers of a label map; given LabelLayers, the same object (and its cached parts)."""
+    return label_map if isinstance(label_map, LabelLayers) else LabelLayers(label_map)
+
+
+def wanted_present(layers: LabelLayers, class_ids=None) -> list[int]:
+    """The classes present in the layers' map, only those in class_ids when given, ascending."""
+    present = layers.present.tolist()
+    if class_ids is None:
+        return present
+    wanted = {int(c) for c in class_ids}
+    return [c for c in present if c in wanted]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-import cv2
 import numpy as np
 
-from service.formats._runs import binary_runs, check_label_map, check_mask, present_classes, value_runs
+from service.formats._runs import LabelLayers, as_layers, binary_runs, check_mask, present_classes, value_runs
 
 __all__ = ["counts_from_string", "counts_to_string", "decode", "decode_label_map", "encode", "encode_label_map"]
 
@@ -83,15 +82,14 @@ def encode(mask: np.ndarray) -> dict:
     return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": counts_to_string(counts)}
 
 
-def encode_label_map(label_map: np.ndarray, class_ids: Iterable[int] | None = None) -> dict[int, dict]:
+def encode_label_map(label_map: np.ndarray | LabelLayers, class_ids: Iterable[int] | None = None) -> dict[int, dict]:
     """{class_id: COCO RLE} for each class present in the label map (only those in class_ids if given)."""
-    lm = check_label_map(label_map)
-    flat = cv2.transpose(lm).ravel()  # column-major; cv2's transpose is several times numpy's .T.ravel()
-    starts, values = value_runs(flat)  # one pass over pixels, then every class works on runs only
-    size = [int(lm.shape[0]), int(lm.shape[1])]
+    layers = as_layers(label_map)
+    starts, values = layers.column_runs  # one pass over pixels, then every class works on runs only
+    size = [int(layers.map.shape[0]), int(layers.map.shape[1])]
     out = {}
     for cid in present_classes(values, class_ids):
-        lengths, first_inside = binary_runs(starts, values, flat.size, cid)
+        lengths, first_inside = binary_runs(starts, values, layers.map.size, cid)
         out[cid] = {"size": size, "counts": counts_to_string(_counts_from_runs(lengths, first_inside))}
     return out
 

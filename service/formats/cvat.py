@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from service.formats._runs import bounding_box, check_label_map, check_mask, class_mask, present_ids
+from service.formats._runs import LabelLayers, as_layers, bounding_box, check_mask, wanted_present
 
 __all__ = ["decode", "decode_label_map", "encode", "encode_label_map"]
 
@@ -19,12 +19,12 @@ def encode(mask: np.ndarray) -> list[int]:
     As in cvat_sdk, the first run counts background and is 0 when the box starts on a mask pixel,
     and an empty mask encodes as the 1x1 box at the origin holding one background pixel: [1, 0, 0, 0, 0].
     """
-    return _encode_u8(check_mask(mask).view(np.uint8))
+    m = check_mask(mask).view(np.uint8)
+    return _encode_u8(m, bounding_box(m))
 
 
-def _encode_u8(mask: np.ndarray) -> list[int]:
-    # mask: uint8, non-zero inside. The box comes from cv2 (one vectorised pass), runs from its crop only.
-    box = bounding_box(mask)
+def _encode_u8(mask: np.ndarray, box: tuple[int, int, int, int] | None) -> list[int]:
+    # mask: uint8, non-zero inside; box: its bounding box (cv2, one vectorised pass). Runs from the crop only.
     if box is None:
         return [1, 0, 0, 0, 0]
     x1, y1, x2, y2 = box
@@ -37,14 +37,11 @@ def _encode_u8(mask: np.ndarray) -> list[int]:
     return lengths + [x1, y1, x2, y2]
 
 
-def encode_label_map(label_map: np.ndarray, class_ids: Iterable[int] | None = None) -> dict[int, list[int]]:
+def encode_label_map(label_map: np.ndarray | LabelLayers,
+                     class_ids: Iterable[int] | None = None) -> dict[int, list[int]]:
     """{class_id: CVAT mask points} for each class present (only those in class_ids if given)."""
-    lm = check_label_map(label_map)
-    present = present_ids(lm).tolist()
-    if class_ids is not None:
-        wanted = {int(c) for c in class_ids}
-        present = [c for c in present if c in wanted]
-    return {cid: _encode_u8(class_mask(lm, cid)) for cid in present}
+    layers = as_layers(label_map)
+    return {cid: _encode_u8(layers.mask(cid), layers.box(cid)) for cid in wanted_present(layers, class_ids)}
 
 
 def decode(points: Sequence[float], height: int, width: int) -> np.ndarray:

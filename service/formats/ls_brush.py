@@ -8,7 +8,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from service.formats._runs import binary_runs, check_label_map, check_mask, present_classes, value_runs
+from service.formats._runs import (
+    LabelLayers,
+    as_layers,
+    binary_runs,
+    check_label_map,
+    check_mask,
+    present_classes,
+    value_runs,
+)
 
 __all__ = ["decode", "decode_values", "encode", "encode_label_map", "encode_values", "regions"]
 
@@ -102,12 +110,12 @@ def encode(mask: np.ndarray) -> list[int]:
     return _mask_bytes(lengths, first_inside, flat.size)
 
 
-def encode_label_map(label_map: np.ndarray, class_ids=None) -> dict[int, list[int]]:
+def encode_label_map(label_map: np.ndarray | LabelLayers, class_ids=None) -> dict[int, list[int]]:
     """{class_id: brush RLE bytes} for each class present (only those in class_ids if given)."""
-    lm = check_label_map(label_map)
-    flat = lm.ravel()
-    starts, vals = value_runs(flat)  # one pass over pixels; each class then only walks the runs
-    return {cid: _mask_bytes(*binary_runs(starts, vals, flat.size, cid), flat.size)
+    layers = as_layers(label_map)
+    starts, vals = layers.row_runs  # one pass over pixels; each class then only walks the runs
+    n = layers.map.size
+    return {cid: _mask_bytes(*binary_runs(starts, vals, n, cid), n)
             for cid in present_classes(vals, class_ids)}
 
 

@@ -11,29 +11,37 @@ import zlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.formats._runs import check_label_map, check_mask
+from service.formats._runs import LabelLayers, as_layers, check_label_map, check_mask
 
 __all__ = ["decode", "decode_mask", "encode", "encode_class_masks", "encode_mask", "overlay", "render"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    # Level 1: label maps are mostly long runs, so harder compression buys little for its CPU time.
-    Image.fromarray(array).save(buf, format="PNG", compress_level=1)  # 2-D uint8 is saved as mode L
-    return buf.getvalue()
-
-
 def encode(label_map: np.ndarray) -> bytes:
     """8-bit greyscale PNG whose pixel values are the class ids."""
-    return _png_bytes(check_label_map(label_map))
+    lm = check_label_map(label_map)
+    h, w = lm.shape
+    # Written directly with the "Up" filter (type 2: each row minus the one above) for every row but
+    # the first: label maps repeat row to row, so the filtered rows are mostly zeros. Three times
+    # faster than Pillow's adaptive filtering and a little smaller; zlib level 1 as for masks.
+    rows = np.empty((h, w + 1), dtype=np.uint8)
+    rows[0, 0], rows[1:, 0] = 0, 2
+    rows[0, 1:] = lm[0]
+    np.subtract(lm[1:], lm[:-1], out=rows[1:, 1:])  # modulo 256, as PNG filters are
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # width, height, 8 bits, greyscale
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) \
+        + _chunk(b"IEND", b"")
 
 
 def encode_mask(mask: np.ndarray) -> bytes:
     """1-bit greyscale PNG of one binary mask, white inside: an eighth of the pixels an 8-bit mask
     has to filter and compress. OpenCV reads it as 0/255, Pillow as mode "1" (True inside)."""
-    m = check_mask(mask)
+    m = np.asarray(mask)
+    if m.dtype not in (np.bool_, np.uint8):  # packbits sets a bit for any non-zero uint8 or True
+        m = check_mask(m)
+    elif m.ndim != 2 or m.size == 0:
+        raise ValueError(f"mask must be a non-empty 2-D (H, W) array, got shape {m.shape}")
     h, w = m.shape
     # Written directly: one filter byte (0, none) per row, then the packed bits; zlib level 1 because
     # masks are long runs that compress well at any level.
@@ -48,10 +56,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def encode_class_masks(label_map: np.ndarray, class_ids: list[int]) -> list[bytes]:
+def encode_class_masks(label_map: np.ndarray | LabelLayers, class_ids: list[int]) -> list[bytes]:
     """encode_mask(label_map == c) for each class id."""
-    lm = check_label_map(label_map)
-    return [encode_mask(lm == c) for c in class_ids]
+    layers = as_layers(label_map)
+    return [encode_mask(layers.mask(c)) for c in class_ids]
 
 
 def decode(data: bytes) -> np.ndarray:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from service.formats._runs import bounding_box, check_label_map, check_mask, class_mask, present_ids
+from service.formats._runs import LabelLayers, as_layers, bounding_box, check_mask, wanted_present
 
 __all__ = ["decode", "decode_label_map", "encode", "encode_label_map", "ls_regions"]
 
@@ -37,14 +37,14 @@ def encode(mask: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]
     """
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
-    return _encode_u8(check_mask(mask).view(np.uint8), tolerance)
+    m = check_mask(mask).view(np.uint8)
+    return _encode_u8(m, bounding_box(m), tolerance)
 
 
-def _encode_u8(m: np.ndarray, tolerance: float) -> list[dict]:
-    # m: uint8, non-zero inside. Traced in the mask's bounding box plus a one-pixel margin (what lies
-    # outside is background, as findContours assumes beyond the image edge), offset back to image
+def _encode_u8(m: np.ndarray, box: tuple[int, int, int, int] | None, tolerance: float) -> list[dict]:
+    # m: uint8, non-zero inside; box: its bounding box. Traced in the box plus a one-pixel margin (what
+    # lies outside is background, as findContours assumes beyond the image edge), offset back to image
     # coordinates: the same contours in the same order, at the cost of the box rather than the image.
-    box = bounding_box(m)
     if box is None:
         return []
     x1, y1, x2, y2 = box
@@ -67,17 +67,14 @@ def _encode_u8(m: np.ndarray, tolerance: float) -> list[dict]:
     return out
 
 
-def encode_label_map(label_map: np.ndarray, class_ids: Iterable[int] | None = None,
+def encode_label_map(label_map: np.ndarray | LabelLayers, class_ids: Iterable[int] | None = None,
                      tolerance: float = DEFAULT_TOLERANCE) -> dict[int, list[dict]]:
     """{class_id: polygons} for each class present (only those in class_ids if given)."""
-    lm = check_label_map(label_map)
-    present = present_ids(lm).tolist()
-    if class_ids is not None:
-        wanted = {int(c) for c in class_ids}
-        present = [c for c in present if c in wanted]
+    layers = as_layers(label_map)
+    present = wanted_present(layers, class_ids)
     if present and tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
-    return {cid: _encode_u8(class_mask(lm, cid), tolerance) for cid in present}
+    return {cid: _encode_u8(layers.mask(cid), layers.box(cid), tolerance) for cid in present}
 
 
 def _ring(points: Sequence, what: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The encoders' shortcuts give byte-identical output to the plain way of computing the same thing.
 Classes present from runs instead of a histogram, masks from one comparison, polygons traced in the
-class's bounding box instead of the whole image, per-class PNGs encoded on several threads.
+class's bounding box instead of the whole image, the parts LabelLayers shares between formats, and
+class areas and scores summed per run.
 """
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from service.formats import polygons
-from service.formats._runs import bounding_box, class_mask, present_ids
+from service.formats import FORMATS, LabelLayers, polygons
+from service.formats._runs import bounding_box, class_mask, present_ids, value_runs
+from service.results import class_summaries
+from training.taxonomy import load_taxonomy
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (5, 3), (33, 17)]
 
@@ -72,3 +75,38 @@ def test_polygons_traced_in_the_box_equal_whole_image_tracing(all_masks, toleran
         for c, polys in per_class.items():
             assert polys == _full_image_polygons(lm == c, tolerance), (lm.shape, c)
             assert polygons.encode(lm == c, tolerance) == polys
+
+
+def test_label_layers_equal_the_plain_computations(all_masks):
+    for lm in all_masks + _odd_maps():
+        layers = LabelLayers(lm)
+        assert layers.present.tolist() == np.unique(lm).tolist()
+        for got, want in ((layers.row_runs, value_runs(lm.ravel())), (layers.column_runs, value_runs(lm.T.ravel()))):
+            assert all(np.array_equal(g, w) for g, w in zip(got, want))
+        assert np.array_equal(np.bincount(layers.row_runs[1], weights=layers.run_lengths(), minlength=256),
+                              np.bincount(lm.ravel(), minlength=256))
+        for c in np.unique(lm).tolist():
+            assert np.array_equal(layers.mask(c), class_mask(lm, c)) and not layers.mask(c).flags.writeable
+            assert layers.box(c) == bounding_box(class_mask(lm, c))
+
+
+def test_formats_given_layers_equal_formats_given_the_map(fashion_masks, fashion13):
+    # One LabelLayers shared by every format, as the service does, changes no byte of any payload.
+    for lm in fashion_masks:
+        layers = LabelLayers(lm)
+        for name, fn in FORMATS.items():
+            assert fn(layers, fashion13.names, None) == fn(lm.copy(), fashion13.names, None), name
+
+
+def test_class_summaries_equal_per_pixel_sums(fashion_masks):
+    taxonomy = load_taxonomy("fashion-13")
+    rng = np.random.default_rng(2)
+    for lm in fashion_masks:
+        confidence = rng.uniform(0.2, 1.0, lm.shape).astype(np.float32)
+        got = class_summaries(lm, confidence, taxonomy)
+        ids = np.unique(lm)
+        assert [e["id"] for e in got] == ids.tolist()
+        for entry in got:
+            inside = lm == entry["id"]
+            assert entry["area"] == int(inside.sum())
+            assert entry["score"] == round(float(confidence[inside].astype(np.float64).mean()), 4)

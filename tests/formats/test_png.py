@@ -23,6 +23,20 @@ def test_label_maps_round_trip(all_masks):
         assert back.dtype == np.uint8 and np.array_equal(back, lm)
 
 
+def test_label_map_png_reads_back_in_opencv_at_any_shape(all_masks):
+    """The hand-written "Up"-filtered PNG: OpenCV and Pillow decode it to the label map, one-row and
+    one-column maps included (no row above the first), and ids that wrap when subtracted (255 over 0)."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    odd = [rng.integers(0, 256, shape).astype(np.uint8) for shape in [(1, 1), (1, 9), (9, 1), (3, 5), (17, 33)]]
+    for lm in all_masks[:2] + odd:
+        data = png.encode(lm)
+        assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), lm)
+        with Image.open(io.BytesIO(data)) as img:
+            assert np.array_equal(np.asarray(img), lm)
+
+
 def test_mask_png_is_1_bit_white_inside(fashion_masks):
     """Any PNG reader agrees: Pillow (mode 1), OpenCV (0/255) and our decoder; odd widths pad correctly."""
     import cv2

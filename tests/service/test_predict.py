@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import assert_encodings_decode_to, make_settings, png_array, post_image
 
+from service.api.schemas import PredictResponse
 from service.formats import png
 from training.images import decode_image
 
@@ -26,6 +27,9 @@ def full_answer(client, photo_bytes):
 
 def test_answer_describes_model_image_and_classes(full_answer, photos, predictor):
     a = full_answer
+    # The route serialises its dict directly (no response-model pass), so check it still is a PredictResponse
+    # and carries no null fields.
+    assert PredictResponse.model_validate(a).model_dump(exclude_none=True, mode="json") == a
     h, w = decode_image(photos[0]).shape[:2]
     assert (a["width"], a["height"]) == (w, h)
     assert a["model_version"] == predictor.version
