@@ -34,6 +34,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0            # linear warmup, then cosine decay to lr * min_lr_ratio
     min_lr_ratio: float = 0.02
     dice_weight: float = 1.0              # loss = cross-entropy + dice_weight * Dice (Dice lifts rare classes)
+    class_weight_power: float = 0.0       # cross-entropy class weights = (training pixel share) ** -power, mean 1:
+                                          # 0 unweighted, 0.5 inverse square root, 1 inverse frequency (rare garments)
     # data
     val_percent: float = 10.0             # share of image ids (by stable hash) held out for validation
     max_images: int | None = None         # cap the dataset (smoke tests); None = all
@@ -71,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"crop {self.crop} must be a multiple of size_multiple {self.size_multiple}")
         if not 0 < self.val_percent < 100:
             raise ValueError("val_percent must be between 0 and 100")
+        if not 0 <= self.class_weight_power <= 1:
+            raise ValueError(f"class_weight_power must be between 0 and 1, not {self.class_weight_power}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("mean and std need three values, std positive")
 

@@ -14,7 +14,7 @@ import torch
 
 from training import checkpoint as ckpt
 from training.config import TrainConfig
-from training.train import train
+from training.train import class_weights, train
 
 REPO = __import__("tests.conftest", fromlist=["REPO"]).REPO
 
@@ -82,6 +82,20 @@ def test_config_rejects_unknown_and_bad_fields(tmp_path):
         TrainConfig.from_file(bad)
     with pytest.raises(ValueError, match="multiple of size_multiple"):
         TrainConfig.from_file(None, crop=[100, 64])
+    with pytest.raises(ValueError, match="class_weight_power"):
+        TrainConfig.from_file(None, class_weight_power=2)
+
+
+def test_class_weights_follow_pixel_shares():
+    # Shares 3/4, 3/16, 1/16 of the counted pixels; class 3 never occurs; 255 (ignored) is not counted.
+    mask = np.array([[0] * 12 + [1] * 3 + [2]] * 4 + [[255] * 16], dtype=np.uint8)
+    assert class_weights([mask], 4, 0.0) is None
+    w = class_weights([mask[:2], mask[2:]], 4, 0.5).numpy()
+    raw = np.array([(3 / 4) ** -0.5, (3 / 16) ** -0.5, (1 / 16) ** -0.5])
+    np.testing.assert_allclose(w[:3], raw / raw.mean(), rtol=1e-6)
+    assert w[3] == 0.0
+    inverse = class_weights([mask], 4, 1.0).numpy()
+    assert inverse[2] / inverse[0] == pytest.approx(12.0)
 
 
 def test_ddp_two_cpu_processes(tiny_data, tiny_config_file, tmp_path):
