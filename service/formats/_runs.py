@@ -89,13 +89,15 @@ class LabelLayers:
     """One label map and what the encoders derive from it, each computed on first use and then shared.
 
     Asking for five formats of one prediction used to find its classes seven times and build each class
-    mask three times; every format now reads them from here. The cached arrays are read-only.
+    mask three times; every format now reads them from here. Class boxes come from the row runs, and
+    formats that trace or scan a class (polygons, CVAT) work on its box only, never on a full-size mask.
+    The cached arrays are read-only.
     """
 
     def __init__(self, label_map: np.ndarray):
         self.map = check_label_map(label_map)
         self._masks: dict[int, np.ndarray] = {}
-        self._boxes: dict[int, tuple[int, int, int, int] | None] = {}
+        self._crops: dict[int, tuple[np.ndarray, int, int]] = {}
 
     @cached_property
     def row_runs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +120,31 @@ class LabelLayers:
         starts, _ = self.row_runs
         return np.diff(np.append(starts, self.map.size))
 
+    @cached_property
+    def boxes(self) -> dict[int, tuple[int, int, int, int]]:
+        """{class id: (x1, y1, x2, y2)}, inclusive, for every class present, from the row runs alone.
+
+        A run that wraps onto the next row covers the rest of its first row and the start of its last,
+        so its columns reach both image edges; one that stays in its row spans start..end columns.
+        """
+        h, w = self.map.shape
+        starts, values = self.row_runs
+        ends = np.append(starts[1:], h * w) - 1
+        y0, x0 = np.divmod(starts, w)
+        y1, x1 = np.divmod(ends, w)
+        wraps = y1 > y0
+        left, right = np.where(wraps, 0, x0), np.where(wraps, w - 1, x1)
+        order = np.argsort(values, kind="stable")
+        ids = values[order]
+        first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+        per_class = [np.minimum.reduceat(left[order], first), np.minimum.reduceat(y0[order], first),
+                     np.maximum.reduceat(right[order], first), np.maximum.reduceat(y1[order], first)]
+        return {int(c): b for c, b in zip(ids[first].tolist(), zip(*(a.tolist() for a in per_class)))}
+
+    def box(self, class_id: int) -> tuple[int, int, int, int] | None:
+        """bounding_box of the class's mask: (x1, y1, x2, y2), inclusive; None when absent."""
+        return self.boxes.get(int(class_id))
+
     def mask(self, class_id: int) -> np.ndarray:
         """class_mask(map, class_id): uint8, 255 inside."""
         if class_id not in self._masks:
@@ -126,11 +153,16 @@ class LabelLayers:
             self._masks[class_id] = mask
         return self._masks[class_id]
 
-    def box(self, class_id: int) -> tuple[int, int, int, int] | None:
-        """bounding_box of the class's mask."""
-        if class_id not in self._boxes:
-            self._boxes[class_id] = bounding_box(self.mask(class_id))
-        return self._boxes[class_id]
+    def crop(self, class_id: int) -> tuple[np.ndarray, int, int]:
+        """(mask, x, y): the class's uint8 mask (255 inside) over its box grown by one pixel on each side
+        (clipped to the image), and where that crop starts. The class must be present."""
+        if class_id not in self._crops:
+            x1, y1, x2, y2 = self.boxes[class_id]
+            ox, oy = max(x1 - 1, 0), max(y1 - 1, 0)
+            mask = class_mask(self.map[oy:y2 + 2, ox:x2 + 2], class_id)
+            mask.flags.writeable = False
+            self._crops[class_id] = (mask, ox, oy)
+        return self._crops[class_id]
 
 
 def as_layers(label_map: "np.ndarray | LabelLayers") -> LabelLayers:

@@ -20,15 +20,17 @@ def encode(mask: np.ndarray) -> list[int]:
     and an empty mask encodes as the 1x1 box at the origin holding one background pixel: [1, 0, 0, 0, 0].
     """
     m = check_mask(mask).view(np.uint8)
-    return _encode_u8(m, bounding_box(m))
-
-
-def _encode_u8(mask: np.ndarray, box: tuple[int, int, int, int] | None) -> list[int]:
-    # mask: uint8, non-zero inside; box: its bounding box (cv2, one vectorised pass). Runs from the crop only.
+    box = bounding_box(m)
     if box is None:
         return [1, 0, 0, 0, 0]
     x1, y1, x2, y2 = box
-    flat = mask[y1:y2 + 1, x1:x2 + 1].ravel()
+    return _box_runs(m[y1:y2 + 1, x1:x2 + 1], box)
+
+
+def _box_runs(inside: np.ndarray, box: tuple[int, int, int, int]) -> list[int]:
+    # inside: the mask (non-zero inside) over exactly its bounding box `box`; runs are read there only.
+    x1, y1, x2, y2 = box
+    flat = inside.ravel()
     edges = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     bounds = np.concatenate(([0], edges, [flat.size]))
     lengths = np.diff(bounds).tolist()
@@ -41,7 +43,12 @@ def encode_label_map(label_map: np.ndarray | LabelLayers,
                      class_ids: Iterable[int] | None = None) -> dict[int, list[int]]:
     """{class_id: CVAT mask points} for each class present (only those in class_ids if given)."""
     layers = as_layers(label_map)
-    return {cid: _encode_u8(layers.mask(cid), layers.box(cid)) for cid in wanted_present(layers, class_ids)}
+    out = {}
+    for cid in wanted_present(layers, class_ids):
+        crop, ox, oy = layers.crop(cid)
+        x1, y1, x2, y2 = box = layers.box(cid)
+        out[cid] = _box_runs(crop[y1 - oy:y2 - oy + 1, x1 - ox:x2 - ox + 1], box)
+    return out
 
 
 def decode(points: Sequence[float], height: int, width: int) -> np.ndarray:

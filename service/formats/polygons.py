@@ -38,18 +38,18 @@ def encode(mask: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> list[dict]
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
     m = check_mask(mask).view(np.uint8)
-    return _encode_u8(m, bounding_box(m), tolerance)
-
-
-def _encode_u8(m: np.ndarray, box: tuple[int, int, int, int] | None, tolerance: float) -> list[dict]:
-    # m: uint8, non-zero inside; box: its bounding box. Traced in the box plus a one-pixel margin (what
-    # lies outside is background, as findContours assumes beyond the image edge), offset back to image
-    # coordinates: the same contours in the same order, at the cost of the box rather than the image.
+    box = bounding_box(m)
     if box is None:
         return []
     x1, y1, x2, y2 = box
     ox, oy = max(x1 - 1, 0), max(y1 - 1, 0)
-    crop = np.ascontiguousarray(m[oy:y2 + 2, ox:x2 + 2])
+    return _trace(np.ascontiguousarray(m[oy:y2 + 2, ox:x2 + 2]), ox, oy, tolerance)
+
+
+def _trace(crop: np.ndarray, ox: int, oy: int, tolerance: float) -> list[dict]:
+    # crop: uint8, non-zero inside, the mask's bounding box plus a one-pixel margin (what lies outside
+    # is background, as findContours assumes beyond the image edge), starting at (ox, oy) in the image.
+    # Traced there and offset back: the same contours in the same order, at the cost of the box.
     contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE, offset=(ox, oy))
     if hierarchy is None:
         return []
@@ -74,7 +74,7 @@ def encode_label_map(label_map: np.ndarray | LabelLayers, class_ids: Iterable[in
     present = wanted_present(layers, class_ids)
     if present and tolerance < 0:
         raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance}")
-    return {cid: _encode_u8(layers.mask(cid), layers.box(cid), tolerance) for cid in present}
+    return {cid: _trace(*layers.crop(cid), tolerance) for cid in present}
 
 
 def _ring(points: Sequence, what: str) -> np.ndarray:

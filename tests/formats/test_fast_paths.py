@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.formats import FORMATS, LabelLayers, polygons
+from service.formats import FORMATS, LabelLayers, png, polygons
 from service.formats._runs import bounding_box, class_mask, present_ids, value_runs
 from service.results import class_summaries
 from training.taxonomy import load_taxonomy
@@ -88,6 +88,18 @@ def test_label_layers_equal_the_plain_computations(all_masks):
         for c in np.unique(lm).tolist():
             assert np.array_equal(layers.mask(c), class_mask(lm, c)) and not layers.mask(c).flags.writeable
             assert layers.box(c) == bounding_box(class_mask(lm, c))
+            crop, ox, oy = layers.crop(c)
+            x1, y1, x2, y2 = layers.box(c)
+            assert (ox, oy) == (max(x1 - 1, 0), max(y1 - 1, 0))
+            assert np.array_equal(crop, class_mask(lm, c)[oy:y2 + 2, ox:x2 + 2])
+        assert set(layers.boxes) == set(np.unique(lm).tolist()) and layers.box(256) is None
+
+
+def test_class_pngs_from_box_rows_equal_whole_mask_pngs(all_masks):
+    # Present classes are packed from their box's rows only; an absent class gives an all-black PNG.
+    for lm in all_masks + _odd_maps():
+        ids = np.unique(lm).tolist() + [int(lm.max()) + 1]
+        assert png.encode_class_masks(lm, ids) == [png.encode_mask(lm == c) for c in ids]
 
 
 def test_formats_given_layers_equal_formats_given_the_map(fashion_masks, fashion13):
