@@ -50,6 +50,37 @@ def binary_runs(starts: np.ndarray, values: np.ndarray, n: int, class_id: int) -
     return np.diff(bounds), bool(inside[0])
 
 
+def class_counts(starts: np.ndarray, values: np.ndarray, n: int,
+                 class_ids=None) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Every class's binary run lengths at once, from the value runs of a flat label map of n pixels.
+
+    Returns (classes, counts, bounds): for classes[k] (present ones, ascending; only those in class_ids
+    when given), counts[bounds[k]:bounds[k + 1]] alternate outside/inside run lengths, starting outside
+    (0 when the first pixel is inside) and ending with the last run: COCO's counts. The runs of all
+    classes are handled in one set of array operations instead of one set per class.
+    """
+    ends = np.append(starts[1:], n)
+    keep = np.zeros(256, dtype=bool)
+    keep[values] = True
+    if class_ids is not None:
+        wanted = np.zeros(256, dtype=bool)
+        wanted[[int(c) for c in class_ids if 0 <= int(c) < 256]] = True
+        keep &= wanted
+    picked = np.flatnonzero(keep[values])
+    picked = picked[np.argsort(values[picked], kind="stable")]  # grouped by class, in pixel order
+    ids, s, e = values[picked], starts[picked], ends[picked]
+    first = np.concatenate(([True], ids[1:] != ids[:-1])) if ids.size else np.zeros(0, dtype=bool)
+    last = np.append(first[1:], True) if ids.size else first
+    prev_end = np.concatenate(([0], e[:-1]))
+    prev_end[first] = 0
+    pairs = np.stack((s - prev_end, e - s), axis=1).ravel()  # outside run, then inside run
+    tail = n - e[last]
+    has_tail = tail > 0
+    counts = np.insert(pairs, 2 * (np.flatnonzero(last) + 1)[has_tail], tail[has_tail])
+    sizes = 2 * np.diff(np.append(np.flatnonzero(first), ids.size)) + has_tail
+    return ids[first].tolist(), counts, np.concatenate(([0], np.cumsum(sizes)))
+
+
 def present_classes(values: np.ndarray, class_ids=None) -> list[int]:
     """Sorted class ids present among run values, restricted to class_ids when given."""
     present = np.unique(values).tolist()

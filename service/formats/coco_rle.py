@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from service.formats._runs import LabelLayers, as_layers, binary_runs, check_mask, present_classes, value_runs
+from service.formats._runs import LabelLayers, as_layers, binary_runs, check_mask, class_counts, value_runs
 
-__all__ = ["counts_from_string", "counts_to_string", "decode", "decode_label_map", "encode", "encode_label_map"]
+__all__ = ["counts_from_string", "counts_to_string", "counts_to_strings", "decode", "decode_label_map", "encode", "encode_label_map"]
 
 
 def _counts_from_runs(lengths: np.ndarray, first_inside: bool) -> np.ndarray:
@@ -21,16 +21,26 @@ def _counts_from_runs(lengths: np.ndarray, first_inside: bool) -> np.ndarray:
 
 
 def counts_to_string(counts: Sequence[int] | np.ndarray) -> str:
-    """COCO's compressed form of run counts (pycocotools' rleToString), vectorised.
+    """COCO's compressed form of run counts (pycocotools' rleToString), vectorised."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return counts_to_strings(counts, np.array([0, counts.size]))[0]
 
-    From the fourth count on, each value is stored as the difference from the count two before it
+
+def counts_to_strings(counts: np.ndarray, bounds: np.ndarray) -> list[str]:
+    """counts_to_string of each counts[bounds[k]:bounds[k + 1]], all in one set of array operations.
+
+    From the fourth count of each on, a value is stored as the difference from the count two before it
     (same colour), then written as little-endian 5-bit groups with a continuation bit, offset by 48.
     """
-    x = np.asarray(counts, dtype=np.int64).copy()
-    if x.size == 0:
-        return ""
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.size == 0:
+        return [""] * (len(bounds) - 1)
+    sizes = np.diff(bounds)
+    x = counts.copy()
     # pycocotools deltas from index 3 (its test is i > 2), not 2; mirror it or strings differ.
-    x[3:] -= np.asarray(counts, dtype=np.int64)[1:-2]
+    local = np.arange(counts.size) - np.repeat(bounds[:-1], sizes)
+    delta = np.flatnonzero(local >= 3)
+    x[delta] -= counts[delta - 2]
     groups, valid = [], []
     active = np.ones(x.size, dtype=bool)
     while active.any():
@@ -40,8 +50,10 @@ def counts_to_string(counts: Sequence[int] | np.ndarray) -> str:
         groups.append(c | (more.astype(np.int64) << 5))
         valid.append(active.copy())
         active &= more
-    chars = np.stack(groups, axis=1)[np.stack(valid, axis=1)] + 48
-    return chars.astype(np.uint8).tobytes().decode("ascii")
+    valid_2d = np.stack(valid, axis=1)
+    text = (np.stack(groups, axis=1)[valid_2d] + 48).astype(np.uint8).tobytes().decode("ascii")
+    chars_before = np.concatenate(([0], np.cumsum(valid_2d.sum(axis=1))))[bounds]
+    return [text[a:b] for a, b in zip(chars_before[:-1].tolist(), chars_before[1:].tolist())]
 
 
 def counts_from_string(s: str | bytes) -> np.ndarray:
@@ -85,13 +97,10 @@ def encode(mask: np.ndarray) -> dict:
 def encode_label_map(label_map: np.ndarray | LabelLayers, class_ids: Iterable[int] | None = None) -> dict[int, dict]:
     """{class_id: COCO RLE} for each class present in the label map (only those in class_ids if given)."""
     layers = as_layers(label_map)
-    starts, values = layers.column_runs  # one pass over pixels, then every class works on runs only
+    starts, values = layers.column_runs  # one pass over pixels, then all classes at once on the runs
+    classes, counts, bounds = class_counts(starts, values, layers.map.size, class_ids)
     size = [int(layers.map.shape[0]), int(layers.map.shape[1])]
-    out = {}
-    for cid in present_classes(values, class_ids):
-        lengths, first_inside = binary_runs(starts, values, layers.map.size, cid)
-        out[cid] = {"size": size, "counts": counts_to_string(_counts_from_runs(lengths, first_inside))}
-    return out
+    return {cid: {"size": size, "counts": text} for cid, text in zip(classes, counts_to_strings(counts, bounds))}
 
 
 def decode(rle: Mapping) -> np.ndarray:

@@ -14,7 +14,7 @@ from service.formats._runs import (
     binary_runs,
     check_label_map,
     check_mask,
-    present_classes,
+    class_counts,
     value_runs,
 )
 
@@ -29,8 +29,9 @@ _FIELD_LIMITS = np.array([8, 16, 256], dtype=np.int64)  # longest run the sdk pu
 _HEADER_TAIL = ((WORD_SIZE - 1) << 16) | int("".join(f"{s - 1:04b}" for s in RLE_SIZES), 2)
 
 
-def _chunk_codes(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(code, bit width) of every chunk, following the sdk's encode_rle decision for each run.
+def _chunk_codes(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(code, bit width) of every chunk, and the chunks of each run (None: one each), following the
+    sdk's encode_rle decision for each run.
 
     The sdk never groups distinct values into one literal chunk: a run of 1 is a literal of length 1
     (flag 0, width index 0, length field 0) and every longer run is a repeat chunk whose width is the
@@ -47,7 +48,7 @@ def _chunk_codes(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, n
     total_bits = 1 + 2 + width_bits + WORD_SIZE
     code = (repeat_flag << (total_bits - 1)) | (field << (total_bits - 3)) | ((last_len - 1) << WORD_SIZE) | v
     if not extra.any():
-        return code, total_bits
+        return code, total_bits, None
     full_code = (1 << 26) | (3 << 24) | ((_MAX_RUN - 1) << WORD_SIZE) | v
     per_run = extra + 1
     run_of_chunk = np.repeat(np.arange(n.size), per_run)
@@ -56,29 +57,48 @@ def _chunk_codes(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, n
     is_last[ends] = True
     codes = np.where(is_last, code[run_of_chunk], full_code[run_of_chunk])
     widths = np.where(is_last, total_bits[run_of_chunk], 27)
-    return codes, widths
+    return codes, widths, per_run
 
 
 def _pack(lengths: np.ndarray, values: np.ndarray, num: int) -> list[int]:
-    if num >= 2**32:
-        raise ValueError(f"{num} values do not fit the 32-bit count of the brush RLE header")
-    codes, widths = _chunk_codes(lengths, values)
-    codes = np.concatenate(([num, _HEADER_TAIL], codes))
-    widths = np.concatenate(([32, 21], widths))
-    offsets = np.cumsum(widths) - widths
-    total = int(offsets[-1] + widths[-1])
+    return _pack_many(lengths, values, np.array([0, lengths.size]), [num])[0]
+
+
+def _pack_many(lengths: np.ndarray, values: np.ndarray, bounds: np.ndarray, nums: Sequence[int]) -> list[list[int]]:
+    """The brush RLE bytes of several streams at once: stream k holds the runs bounds[k]:bounds[k + 1]
+    of (lengths, values) and nums[k] values in all."""
+    if max(nums) >= 2**32:
+        raise ValueError(f"{max(nums)} values do not fit the 32-bit count of the brush RLE header")
+    codes, widths, per_run = _chunk_codes(lengths, values)
+    runs = np.diff(bounds)
+    if per_run is None:
+        chunks = runs
+    else:
+        before = np.concatenate(([0], np.cumsum(per_run)))
+        chunks = before[bounds[1:]] - before[bounds[:-1]]
+    # Each stream opens with its header: the value count (32 bits), then the word and width fields.
+    at = np.repeat(np.concatenate(([0], np.cumsum(chunks)[:-1])), 2)
+    header = np.ravel(np.column_stack((np.asarray(nums, dtype=np.int64), np.full(len(nums), _HEADER_TAIL))))
+    codes = np.insert(codes, at, header)
+    widths = np.insert(widths, at, np.tile([32, 21], len(nums)))
+    stream = np.repeat(np.arange(len(nums)), chunks + 2)
+    starts = np.concatenate(([0], np.cumsum(chunks + 2)[:-1]))  # each stream's first code
+    ends = np.cumsum(widths)
+    bits = np.add.reduceat(widths, starts)
+    offsets = ends - widths - (ends[starts] - widths[starts])[stream]  # bit offset within the stream
+    # The sdk pads with 8 - total % 8 zero bits (a whole zero byte when already aligned), which
+    # always makes total // 8 + 1 bytes.
+    nbytes = bits // 8 + 1
+    base = np.concatenate(([0], np.cumsum(nbytes)))
     # Every code is at most 32 bits and starts at most 7 bits into a byte, so it fits a 40-bit window
     # over 5 bytes. Codes never share bits, so summing each byte's contributions equals OR-ing them;
     # this costs O(chunks) instead of O(bits). float64 weights are exact for byte values.
     window = codes << (40 - (offsets & 7) - widths)
-    first = offsets >> 3
+    first = (offsets >> 3) + base[stream]
     idx = np.concatenate([first + k for k in range(5)])
     part = np.concatenate([(window >> (32 - 8 * k)) & 0xFF for k in range(5)])
-    # The sdk pads with 8 - total % 8 zero bits (a whole zero byte when already aligned), which
-    # always makes total // 8 + 1 bytes.
-    nbytes = total // 8 + 1
-    packed = np.bincount(idx, weights=part, minlength=nbytes + 5)[:nbytes]
-    return packed.astype(np.uint8).tolist()
+    packed = np.bincount(idx, weights=part, minlength=int(base[-1]) + 5)[:base[-1]].astype(np.uint8)
+    return [packed[a:b].tolist() for a, b in zip(base[:-1].tolist(), base[1:].tolist())]
 
 
 def encode_values(values: np.ndarray) -> list[int]:
@@ -113,10 +133,18 @@ def encode(mask: np.ndarray) -> list[int]:
 def encode_label_map(label_map: np.ndarray | LabelLayers, class_ids=None) -> dict[int, list[int]]:
     """{class_id: brush RLE bytes} for each class present (only those in class_ids if given)."""
     layers = as_layers(label_map)
-    starts, vals = layers.row_runs  # one pass over pixels; each class then only walks the runs
+    starts, vals = layers.row_runs  # one pass over pixels; then all classes at once on the runs
     n = layers.map.size
-    return {cid: _mask_bytes(*binary_runs(starts, vals, n, cid), n)
-            for cid in present_classes(vals, class_ids)}
+    classes, counts, bounds = class_counts(starts, vals, n, class_ids)
+    # COCO-style counts open with an outside run that is empty when the class starts at pixel 0: the
+    # brush stream has no empty runs, so drop those. Runs alternate outside (0) / inside (255) by position.
+    inside = (np.arange(counts.size) - np.repeat(bounds[:-1], np.diff(bounds))) & 1
+    keep = np.ones(counts.size, dtype=bool)
+    keep[bounds[:-1][counts[bounds[:-1]] == 0]] = False
+    bounds = np.concatenate(([0], np.cumsum(keep)))[bounds]
+    # Each pixel counts four times (RGBA, all 0 or 255).
+    streams = _pack_many(counts[keep] * 4, (inside[keep] * 255).astype(np.uint8), bounds, [n * 4] * len(classes))
+    return dict(zip(classes, streams))
 
 
 def decode_values(rle: Sequence[int] | bytes) -> np.ndarray:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.formats import FORMATS, LabelLayers, png, polygons
+from service.formats import FORMATS, LabelLayers, coco_rle, ls_brush, png, polygons
 from service.formats._runs import bounding_box, class_mask, present_ids, value_runs
 from service.results import class_summaries
 from training.taxonomy import load_taxonomy
@@ -100,6 +100,19 @@ def test_class_pngs_from_box_rows_equal_whole_mask_pngs(all_masks):
     for lm in all_masks + _odd_maps():
         ids = np.unique(lm).tolist() + [int(lm.max()) + 1]
         assert png.encode_class_masks(lm, ids) == [png.encode_mask(lm == c) for c in ids]
+
+
+def test_label_map_run_encoders_equal_one_mask_at_a_time(all_masks):
+    # COCO RLE and brush RLE encode every class of a map in one batch of array operations; each
+    # class's payload must equal encoding that class's mask alone (itself checked against the references).
+    for lm in all_masks[:3] + _odd_maps():
+        ids = np.unique(lm).tolist()
+        for subset in (None, ids[::2], [ids[-1], 255]):
+            got_coco, got_brush = coco_rle.encode_label_map(lm, subset), ls_brush.encode_label_map(lm, subset)
+            want = [c for c in ids if subset is None or c in subset]
+            assert list(got_coco) == want and list(got_brush) == want
+            for c in want:
+                assert got_coco[c] == coco_rle.encode(lm == c) and got_brush[c] == ls_brush.encode(lm == c)
 
 
 def test_formats_given_layers_equal_formats_given_the_map(fashion_masks, fashion13):
