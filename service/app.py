@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
+import anyio.to_thread
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -31,6 +33,10 @@ async def lifespan(app: FastAPI):
     from service.model_swap import ModelSwitcher, follow_current, open_store_and_model
 
     settings: Settings = app.state.settings
+    # Each predict request holds one worker thread from decoding to encoding (waiting on the model
+    # between), so the pool must outnumber max_in_flight or admitted requests would queue for a thread.
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, settings.max_in_flight + 8)
     # In a thread: migrating the database and loading (and hashing) model files must not stall the loop.
     store, predictor = await asyncio.to_thread(open_store_and_model, settings, app.state.preloaded_predictor)
     app.state.store = store
