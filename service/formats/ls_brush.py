@@ -67,6 +67,8 @@ def _pack(lengths: np.ndarray, values: np.ndarray, num: int) -> list[int]:
 def _pack_many(lengths: np.ndarray, values: np.ndarray, bounds: np.ndarray, nums: Sequence[int]) -> list[list[int]]:
     """The brush RLE bytes of several streams at once: stream k holds the runs bounds[k]:bounds[k + 1]
     of (lengths, values) and nums[k] values in all."""
+    if not len(nums):
+        return []
     if max(nums) >= 2**32:
         raise ValueError(f"{max(nums)} values do not fit the 32-bit count of the brush RLE header")
     codes, widths, per_run = _chunk_codes(lengths, values)

@@ -113,6 +113,8 @@ def test_label_map_run_encoders_equal_one_mask_at_a_time(all_masks):
             assert list(got_coco) == want and list(got_brush) == want
             for c in want:
                 assert got_coco[c] == coco_rle.encode(lm == c) and got_brush[c] == ls_brush.encode(lm == c)
+        absent = [c for c in range(256) if c not in ids][:2]
+        assert coco_rle.encode_label_map(lm, absent) == {} and ls_brush.encode_label_map(lm, absent) == {}
 
 
 def test_formats_given_layers_equal_formats_given_the_map(fashion_masks, fashion13):
