@@ -238,6 +238,10 @@ app.command("worker")(worker)
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in ("train", "worker"):  # the commands that train on this CPU
+        from training.allocator import restart_with_huge_pages
+
+        restart_with_huge_pages()
     try:
         app()
     except KeyboardInterrupt:
