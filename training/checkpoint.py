@@ -14,12 +14,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, state: dict) -> None:
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, state: dict,
+                    averaged: torch.nn.Module | None = None) -> None:
+    """`averaged` (a running weight average, see TrainConfig.average_epochs) goes to averaged.safetensors."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    save_file(_tensors(model), tmp / "model.safetensors")
+    if averaged is not None:
+        save_file(_tensors(averaged), tmp / "averaged.safetensors")
     if optimizer is not None:
         tensors, meta = _flatten_optimizer(optimizer.state_dict())
         save_file(tensors, tmp / "optimizer.safetensors")
@@ -30,6 +34,16 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+
+def load_averaged(path: Path) -> dict[str, torch.Tensor] | None:
+    """The running weight average saved beside the model, or None when the checkpoint has none."""
+    file = Path(path) / "averaged.safetensors"
+    return load_file(str(file)) if file.is_file() else None
 
 
 def load_state(path: Path) -> dict:

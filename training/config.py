@@ -36,6 +36,8 @@ class TrainConfig:
     dice_weight: float = 1.0              # loss = cross-entropy + dice_weight * Dice (Dice lifts rare classes)
     class_weight_power: float = 0.0       # cross-entropy class weights = (training pixel share) ** -power, mean 1:
                                           # 0 unweighted, 0.5 inverse square root, 1 inverse frequency (rare garments)
+    average_epochs: int = 0               # stochastic weight averaging: average the weights at the end of the last N
+                                          # epochs, re-estimate BatchNorm on training crops, keep it if it validates best
     # data
     val_percent: float = 10.0             # share of image ids (by stable hash) held out for validation
     max_images: int | None = None         # cap the dataset (smoke tests); None = all
@@ -73,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"crop {self.crop} must be a multiple of size_multiple {self.size_multiple}")
         if not 0 < self.val_percent < 100:
             raise ValueError("val_percent must be between 0 and 100")
+        if not 0 <= self.average_epochs <= self.epochs:
+            raise ValueError(f"average_epochs must be between 0 and epochs ({self.epochs}), not {self.average_epochs}")
         if not 0 <= self.class_weight_power <= 1:
             raise ValueError(f"class_weight_power must be between 0 and 1, not {self.class_weight_power}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:

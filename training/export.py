@@ -64,6 +64,7 @@ def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.nda
             "training": {"data": state["data"]["path"], "data_fingerprint": state["data"]["fingerprint"],
                          "train_images": state["data"]["train_images"], "val_images": state["data"]["val_images"],
                          "epochs": state["epoch"], "best_epoch": best.get("epoch"),
+                         **({"averaged_epochs": best["averaged_epochs"]} if best.get("averaged_epochs") else {}),
                          "train_minutes": round(state.get("train_seconds", 0) / 60, 1),
                          "device": state.get("device", "cpu"), "config": cfg},
             "metrics": {"split": "val", **{k: best.get(k) for k in ("miou", "pixel_accuracy", "changed_pixel_fraction",

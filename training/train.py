@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from segmentation_models_pytorch.losses import DiceLoss
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from training import checkpoint as ckpt
@@ -106,6 +107,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
              "val_images": len(val_samples), "val_ids": [s.id for s in val_samples]},
              "parameters": count_parameters(model), "train_seconds": 0.0,
              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    # Rank 0 keeps the running weight average of the last average_epochs epochs (all ranks hold the same weights).
+    averaged = AveragedModel(model) if main and cfg.average_epochs else None
     last = out_dir / "last"
     if resume and (last / "state.json").is_file():
         prev = ckpt.load_state(last)
@@ -113,7 +116,11 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
             raise ValueError(f"{last}: checkpoint arch {prev['arch']} differs from the config's {arch}")
         model.load_state_dict(ckpt.load_weights(last))
         ckpt.load_optimizer(last, optimizer, prev["optimizer_meta"])
-        state.update({k: prev[k] for k in ("epoch", "step", "history", "best", "train_seconds", "parent")})
+        state.update({k: prev[k] for k in ("epoch", "step", "history", "best", "train_seconds", "parent", "averaged")
+                      if k in prev})
+        saved_average = ckpt.load_averaged(last)
+        if averaged is not None and saved_average is not None:
+            averaged.load_state_dict(saved_average)
         log(f"resume: from {last} at epoch {state['epoch']}")
     if main:
         (out_dir / "config.json").write_text(cfg.dumps())
@@ -161,6 +168,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
         state["train_seconds"] += time.perf_counter() - started
         progress.remove_task(bar)
         state["epoch"] = epoch + 1
+        if averaged is not None and epoch >= cfg.epochs - cfg.average_epochs:
+            averaged.update_parameters(model)
         if main:
             metrics, conf = validate(model, val_pairs, cfg, taxonomy.names, device)
             record = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen), "lr": lr_at(state["step"]),
@@ -174,7 +183,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
                 np.save(out_dir / "best_confusion.npy", conf)
                 plot_confusion(conf, taxonomy.names, out_dir / "confusion.png", title=f"epoch {epoch + 1}")
             if (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs:
-                ckpt.save_checkpoint(last, model, optimizer, state)
+                ckpt.save_checkpoint(last, model, optimizer, state, averaged)
             plot_history(state["history"], out_dir / "curves.png")
             (out_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
             log(f"epoch {epoch + 1}/{cfg.epochs} loss {record['train_loss']:.4f} val mIoU {metrics['miou']:.4f} "
@@ -189,10 +198,32 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
             dist.barrier()
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
+    if averaged is not None and state["epoch"] == cfg.epochs and "averaged" not in state:
+        finish_average(averaged, loader, val_pairs, cfg, taxonomy.names, device, state, out_dir, log)
+        ckpt.save_checkpoint(last, model, optimizer, state, averaged)  # a rerun finds it done
+    if distributed:
+        dist.barrier()
     progress.stop()
     if distributed:
         dist.destroy_process_group()
     return state
+
+
+def finish_average(averaged: AveragedModel, loader, val_pairs, cfg: TrainConfig, names: list[str], device,
+                   state: dict, out_dir: Path, log) -> None:
+    """Give the averaged weights BatchNorm statistics of their own (one pass over training crops), score them,
+    and make them the best checkpoint when they validate better than every single epoch."""
+    update_bn(loader, averaged, device)
+    metrics, conf = validate(averaged.module, val_pairs, cfg, names, device)
+    state["averaged"] = {"epochs": cfg.average_epochs, **{k: metrics[k] for k in ("miou", "pixel_accuracy", "per_class")}}
+    better = metrics["miou"] > state["best"]["miou"]
+    log(f"average of the last {cfg.average_epochs} epochs: val mIoU {metrics['miou']:.4f} acc "
+        f"{metrics['pixel_accuracy']:.4f}{' * (best)' if better else ' (the best single epoch stays)'}")
+    if better:
+        state["best"] = {"epoch": cfg.epochs, "averaged_epochs": cfg.average_epochs, **metrics}
+        ckpt.save_checkpoint(out_dir / "best", averaged.module, None, state)
+        np.save(out_dir / "best_confusion.npy", conf)
+        plot_confusion(conf, names, out_dir / "confusion.png", title=f"average of the last {cfg.average_epochs} epochs")
 
 
 def class_weights(masks: list[np.ndarray], num_classes: int, power: float) -> torch.Tensor | None:

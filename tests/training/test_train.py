@@ -14,6 +14,7 @@ import torch
 
 from training import checkpoint as ckpt
 from training.config import TrainConfig
+from training.models import build_model
 from training.train import class_weights, train
 
 REPO = __import__("tests.conftest", fromlist=["REPO"]).REPO
@@ -45,6 +46,36 @@ def test_resume_continues_where_it_stopped(tiny_data, tiny_config_file, tmp_path
     assert len(resumed["history"]) == 3
     after = ckpt.load_weights(out / "last")
     assert any(not torch.equal(saved[k], after[k]) for k in saved), "resumed run must keep training"
+
+
+def test_weight_average_of_the_last_epochs_survives_resume(tiny_data, tiny_config_file, tmp_path):
+    """average_epochs=2 of 3: the average is the mean of epochs 2 and 3's weights (kept across a resume),
+    gets BatchNorm statistics of its own, is scored, and becomes `best` only when it validates better."""
+    out = tmp_path / "run"
+    cfg = TrainConfig.from_file(tiny_config_file, epochs=3, average_epochs=2)
+    train(tiny_data, out, TrainConfig.from_file(tiny_config_file, epochs=3, average_epochs=2, max_steps=6),
+          log=lambda *_: None)  # stops after epoch 2
+    epoch2 = ckpt.load_weights(out / "last")
+    assert ckpt.load_state(out / "last")["epoch"] == 2
+    logs = []
+    state = train(tiny_data, out, cfg, log=logs.append)
+    epoch3 = ckpt.load_weights(out / "last")
+    average = ckpt.load_averaged(out / "last")
+    assert int(average["n_averaged"]) == 2
+    names = [k for k, _ in build_model(state["arch"]).named_parameters()]
+    for name in names:
+        torch.testing.assert_close(average[f"module.{name}"], (epoch2[name] + epoch3[name]) / 2)
+    bn = next(k for k in epoch3 if k.endswith("running_mean"))
+    assert not torch.equal(average[f"module.{bn}"], epoch3[bn])  # re-estimated, not copied
+    summary = state["averaged"]
+    assert summary["epochs"] == 2 and 0 <= summary["miou"] <= 1
+    assert any("average of the last 2 epochs" in str(line) for line in logs)
+    best_is_average = state["best"].get("averaged_epochs") == 2
+    assert best_is_average == (summary["miou"] > max(r["miou"] for r in state["history"]))
+    if best_is_average:
+        assert torch.equal(ckpt.load_weights(out / "best")[names[0]], average[f"module.{names[0]}"])
+    again = train(tiny_data, out, cfg, log=logs.append)  # finished: nothing is averaged twice
+    assert again["averaged"] == summary and int(ckpt.load_averaged(out / "last")["n_averaged"]) == 2
 
 
 def test_optimizer_state_round_trips(tiny_run, tiny_config_file):
