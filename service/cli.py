@@ -68,13 +68,14 @@ def export(
     out: Annotated[Path, typer.Option(help="model directory to create")],
     data: Annotated[Optional[Path], typer.Option(help="dataset whose first photos are used for the parity check")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing model directory")] = False,
+    notes: Annotated[str, typer.Option(help="how the model was made, for the card (free text)")] = "",
 ) -> None:
     """Write model.onnx, weights.safetensors and card.json, checking ONNX/torch parity first."""
     from training.export import export_model
 
     images = _parity_photos(data) if data else None
     try:
-        card = export_model(checkpoint, out, parity_images=images, overwrite=overwrite)
+        card = export_model(checkpoint, out, parity_images=images, overwrite=overwrite, notes=notes)
     except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as exc:
         fail(str(exc))
     p = card["parity"]
