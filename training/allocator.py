@@ -1,8 +1,9 @@
 """Transparent huge pages for CPU training, set by restarting the process (glibc reads its tunables once).
 
 A training step on CPU allocates and frees tens of megabytes of activations; with glibc's defaults each
-such buffer is a fresh mapping whose 4 KB pages fault in one at a time, and here a third of the CPU went
-to the kernel doing that. glibc.malloc.hugetlb=1 maps them with 2 MB pages instead: 1.7x faster steps.
+such buffer is a fresh mapping whose 4 KB pages fault in one at a time, and a third of the CPU went to the
+kernel doing that. glibc.malloc.hugetlb=1 maps them with 2 MB pages: 30x fewer faults, steps about 1.15x
+faster here (bench/bench_train_step.py).
 """
 from __future__ import annotations
 
