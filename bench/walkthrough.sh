@@ -13,8 +13,9 @@ tailor worklist create shop-0001 "$PHOTOS"/10{05..16}.jpg --annotators ann,bob,c
 tailor worklist csv shop-0001 -o worklist.csv
 python "$REPO/bench/simulate_annotators.py" shop-0001
 tailor worklist qa shop-0001
-KEY=$(tailor worklist qa shop-0001 1011 --json | python -c "import json,sys; print(next(f['key'] for f in json.load(sys.stdin)['images'][0]['flags'] if f['check'] == 'islands'))")
-tailor worklist set shop-0001 1011 --resolve "$KEY" --qa-status passed --notes "speck is a real button"
+# A reviewer looks at photo 1011's first flag, finds the drawing right, and ticks it off.
+KEY=$(tailor worklist qa shop-0001 1011 --json | python -c "import json,sys; print(json.load(sys.stdin)['images'][0]['flags'][0]['key'])")
+tailor worklist set shop-0001 1011 --resolve "$KEY" --qa-status passed --notes "checked: drawn right"
 tailor worklist set shop-0001 1012 --qa-status flagged --notes "pants split in three: recheck the legs"
 tailor worklist effort shop-0001
 tailor worklist agreement shop-0001
