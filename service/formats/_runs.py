@@ -81,26 +81,6 @@ def class_counts(starts: np.ndarray, values: np.ndarray, n: int,
     return ids[first].tolist(), counts, np.concatenate(([0], np.cumsum(sizes)))
 
 
-def present_classes(values: np.ndarray, class_ids=None) -> list[int]:
-    """Sorted class ids present among run values, restricted to class_ids when given."""
-    present = np.unique(values).tolist()
-    if class_ids is None:
-        return present
-    wanted = {int(c) for c in class_ids}
-    return [c for c in present if c in wanted]
-
-
-def present_ids(label_map: np.ndarray) -> np.ndarray:
-    """Sorted ids present in a 2-D uint8 label map, from its runs (several times faster than np.bincount,
-    which widens every pixel to int64)."""
-    flat = label_map.ravel()
-    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    seen = np.zeros(256, dtype=bool)
-    seen[flat[starts]] = True
-    seen[flat[0]] = True
-    return np.flatnonzero(seen)
-
-
 def class_mask(label_map: np.ndarray, class_id: int) -> np.ndarray:
     """uint8 mask of one class, 255 inside and 0 outside: (label_map == class_id) * 255 in one pass."""
     mask = np.equal(label_map, class_id).view(np.uint8)
@@ -119,15 +99,14 @@ def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 class LabelLayers:
     """One label map and what the encoders derive from it, each computed on first use and then shared.
 
-    Asking for five formats of one prediction used to find its classes seven times and build each class
-    mask three times; every format now reads them from here. Class boxes come from the row runs, and
+    Asking for five formats of one prediction used to find its classes seven times and build each
+    full-size class mask three times; every format now reads what it needs from here. Class boxes come from the row runs, and
     formats that trace or scan a class (polygons, CVAT) work on its box only, never on a full-size mask.
     The cached arrays are read-only.
     """
 
     def __init__(self, label_map: np.ndarray):
         self.map = check_label_map(label_map)
-        self._masks: dict[int, np.ndarray] = {}
         self._crops: dict[int, tuple[np.ndarray, int, int]] = {}
 
     @cached_property
@@ -175,14 +154,6 @@ class LabelLayers:
     def box(self, class_id: int) -> tuple[int, int, int, int] | None:
         """bounding_box of the class's mask: (x1, y1, x2, y2), inclusive; None when absent."""
         return self.boxes.get(int(class_id))
-
-    def mask(self, class_id: int) -> np.ndarray:
-        """class_mask(map, class_id): uint8, 255 inside."""
-        if class_id not in self._masks:
-            mask = class_mask(self.map, class_id)
-            mask.flags.writeable = False
-            self._masks[class_id] = mask
-        return self._masks[class_id]
 
     def crop(self, class_id: int) -> tuple[np.ndarray, int, int]:
         """(mask, x, y): the class's uint8 mask (255 inside) over its box grown by one pixel on each side
