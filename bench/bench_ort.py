@@ -2,7 +2,9 @@
 
 1. Session options, interleaved in one process (spinning off everywhere, so one session's idle
    threads cannot slow the next): graph optimisation level (all / extended / basic), intra-op
-   threads (1 vs the serving default), and the graph optimised offline and saved, loaded again.
+   threads (1 vs the serving default), the graph optimised offline and saved, loaded again, and the
+   same weights re-exported with the decoder upsampling to sizes read at run time (the export before
+   constant x2 scales).
 2. Spin-waiting of the intra-op threads on and off: each setting in its own process (alternating, as
    spinning threads would otherwise weigh on whatever runs next), bare model call and full predictor.
 3. int8: static QDQ quantization (onnxruntime.quantization, uint8 activations / int8 per-channel
@@ -60,6 +62,20 @@ def interleaved_ms(sessions: dict, inputs: list[np.ndarray], rounds: int) -> dic
                 s.run(None, {"image": x})
                 out[name].append((time.perf_counter() - t0) * 1000)
     return out
+
+
+def export_size_driven(model_dir: Path, path: Path) -> None:
+    """The model directory's weights exported as before: each decoder Resize sized from its skip tensor."""
+    from safetensors.torch import load_file
+
+    from training.card import read_card
+    from training.export import export_onnx
+    from training.models import build_model
+
+    card = read_card(model_dir)
+    model = build_model(card["arch"]).eval()
+    model.load_state_dict(load_file(str(model_dir / "weights.safetensors")))
+    export_onnx(model, path, tuple(card["training"]["config"]["crop"]), constant_upsampling=False)
 
 
 def ccp_split(data: Path) -> tuple[list[Path], list[Path]]:
@@ -161,11 +177,14 @@ def main() -> None:
         tmp = Path(tmp)
         session(fp32, threads, "all", save=tmp / "offline_all.onnx")
         session(fp32, threads, "extended", save=tmp / "offline_extended.onnx")
+        export_size_driven(args.model, tmp / "size_driven.onnx")
         variants = {
             f"fp32, ORT_ENABLE_ALL, {threads} threads (served)": session(fp32, threads, "all"),
             f"fp32, ORT_ENABLE_EXTENDED, {threads} threads": session(fp32, threads, "extended"),
             f"fp32, ORT_ENABLE_BASIC, {threads} threads": session(fp32, threads, "basic"),
             "fp32, ORT_ENABLE_ALL, 1 thread": session(fp32, 1, "all"),
+            f"fp32, decoder Resize sized at run time (earlier export), ALL, {threads} threads":
+                session(tmp / "size_driven.onnx", threads, "all"),
             "fp32, optimised offline (ALL), loaded with BASIC": session(tmp / "offline_all.onnx", threads, "basic"),
             "fp32, optimised offline (EXTENDED), loaded with ALL":
                 session(tmp / "offline_extended.onnx", threads, "all"),

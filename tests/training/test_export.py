@@ -82,3 +82,39 @@ def test_failed_parity_leaves_nothing(tiny_run, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="parity"):
         export_model(tiny_run / "best", tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_decoder_upsamples_by_a_constant_scale(tiny_model):
+    """No Shape ops feed the Resizes (ONNX Runtime keeps a constant-scale decoder in its blocked layout)."""
+    graph = onnx.load(str(tiny_model / "model.onnx")).graph
+    constants = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    constants.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t)
+                      for n in graph.node if n.op_type == "Constant"})
+    resizes = [n for n in graph.node if n.op_type == "Resize"]
+    assert len(resizes) == 5
+    for node in resizes:
+        assert constants[node.input[2]].tolist() == [1.0, 1.0, 2.0, 2.0]
+    assert not [n for n in graph.node if n.op_type == "Shape"]
+
+
+def test_constant_scale_graph_equals_size_driven_graph(tiny_run, tmp_path, ccp):
+    """The same weights exported both ways give the same logits on CCP photos at a size unlike training's,
+    and tracing leaves the torch module as it was."""
+    from training import checkpoint as ckpt
+    from training.export import export_onnx
+
+    state = ckpt.load_state(tiny_run / "best")
+    model = build_model(state["arch"]).eval()
+    model.load_state_dict(ckpt.load_weights(tiny_run / "best"))
+    export_onnx(model, tmp_path / "scale.onnx", (128, 96))
+    export_onnx(model, tmp_path / "sizes.onnx", (128, 96), constant_upsampling=False)
+    assert not any("forward" in vars(m) for m in model.modules())
+    cfg = state["config"]
+    photos = [decode_image(ccp / "images" / f"{i}.jpg") for i in ("0005", "0006")]
+    batch = np.stack([to_input(p, (416, 288), cfg["mean"], cfg["std"]) for p in photos])
+    outs = [ort.InferenceSession(str(tmp_path / f), providers=["CPUExecutionProvider"]).run(None, {"image": batch})[0]
+            for f in ("scale.onnx", "sizes.onnx")]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-5)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(batch)).numpy()
+    assert (ref.argmax(1) == outs[0].argmax(1)).mean() >= 0.999
