@@ -59,6 +59,26 @@ def test_only_equal_keys_share_a_call():
     assert sorted(sorted(c) for c in rec.calls) == [[0, 2, 4, 6], [1, 3, 5, 7]]
 
 
+def test_payloads_without_equality_are_grouped_past_other_keys():
+    """Arrays of different shapes as payloads: taking a same-key item from behind another key's item
+    must not compare payloads (numpy's == would raise, and kill the worker)."""
+    import numpy as np
+
+    gate = threading.Event()
+    b = MicroBatcher(lambda xs: [gate.wait(5) and x.shape for x in xs], key=lambda x: x.shape[1],
+                     max_size=4, max_wait_ms=50)
+    try:
+        first = b.submit(np.zeros((2, 1)))  # occupies the worker until the others are queued
+        time.sleep(0.05)
+        futures = [b.submit(np.zeros((2, w))) for w in (3, 4, 3)]
+        gate.set()
+        assert first.result(5) == (2, 1)
+        assert [f.result(5) for f in futures] == [(2, 3), (2, 4), (2, 3)]
+        assert b._worker.is_alive()
+    finally:
+        b.close()
+
+
 def test_wait_is_bounded_when_alone():
     b = MicroBatcher(Recorder(), max_size=16, max_wait_ms=50)
     try:
