@@ -2,6 +2,7 @@
 
 It caps huge photos (downscale to max_side before the model, masks back at full size), runs every
 model call on the batcher's worker thread so no event loop ever blocks, and counts requests in flight.
+Pre- and post-processing run in the callers' threads: only the model call is serialised.
 """
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ class Saturated(RuntimeError):
 
 @dataclass
 class _Job:
-    image: np.ndarray           # what the model sees (possibly downscaled)
-    out_shape: tuple[int, int]  # (H, W) the masks must come back at
+    predictor: Predictor          # read once per request: preprocessing, model and labels all use it
+    input: np.ndarray             # (3, h, w) model input
+    shape: tuple[int, int]        # (H, W) of the photo the model input was made from (maybe downscaled)
+    out_shape: tuple[int, int]    # (H, W) the masks must come back at
+    preprocess_ms: float
 
 
 class Engine:
@@ -35,8 +39,8 @@ class Engine:
         # On a GPU concurrent requests are grouped; on CPU one call already uses every core, so
         # batching would only add waiting.
         max_size = settings.batch_max_size if on_gpu else 1
-        # The key reads self.predictor at submit time, so it follows hot swaps (see swap()).
-        self.batcher = MicroBatcher(self._run, key=lambda job: self.predictor.size_for(*job.image.shape[:2]),
+        # Only inputs of one size from one model stack into a call (a hot swap never mixes models).
+        self.batcher = MicroBatcher(self._run, key=lambda job: (id(job.predictor), job.input.shape),
                                     max_size=max_size, max_wait_ms=settings.batch_max_wait_ms if on_gpu else 0,
                                     on_batch=self._observe_batch)
         self._lock = threading.Lock()
@@ -57,38 +61,55 @@ class Engine:
         if self.metrics:
             self.metrics.in_flight.set(self.in_flight)
 
-    # -- prediction ----------------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray) -> _Job:
-        h, w = image.shape[:2]
-        cap = self.settings.max_side
-        if max(h, w) > cap:
-            scale = cap / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            return _Job(small, (h, w))
-        return _Job(image, (h, w))
-
     def swap(self, predictor: Predictor) -> Predictor:
         """Serve `predictor` from now on; returns the old one.
 
-        One reference assignment: a batch already running keeps the predictor it read (it reads the
-        reference once), so in-flight requests finish on the old model and later ones use the new.
+        One reference assignment: each request reads the reference once, before preprocessing, and
+        keeps that predictor to the end, so in-flight requests finish on the old model and later ones
+        use the new (the batcher never mixes the two in one call).
         """
         with self._lock:
             old, self.predictor = self.predictor, predictor
         return old
 
-    def _run(self, jobs: list[_Job]) -> list[Prediction]:
-        predictor = self.predictor  # read once: the whole batch runs on one model
-        preds = predictor.predict_many([j.image for j in jobs])
-        for job, pred in zip(jobs, preds):
-            if pred.labels.shape != job.out_shape:
-                t0 = time.perf_counter()
-                H, W = job.out_shape
-                pred.labels = cv2.resize(pred.labels, (W, H), interpolation=cv2.INTER_NEAREST)
-                pred.confidence = cv2.resize(pred.confidence, (W, H), interpolation=cv2.INTER_LINEAR)
-                pred.timings_ms["postprocess"] += (time.perf_counter() - t0) * 1000
-        return preds
+    # -- prediction ----------------------------------------------------------------------------
+    # Split in three so that on CPU the post-processing and encoding of one request overlap the
+    # model call of the next: only _run is serialised (the model already uses every core), the rest
+    # runs in the requesting threads.
+    def _prepare(self, image: np.ndarray) -> _Job:
+        t0 = time.perf_counter()
+        predictor = self.predictor
+        h, w = image.shape[:2]
+        cap = self.settings.max_side
+        if max(h, w) > cap:
+            scale = cap / max(h, w)
+            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+        x = predictor.preprocess(image)
+        return _Job(predictor, x, image.shape[:2], (h, w), (time.perf_counter() - t0) * 1000)
+
+    def _run(self, jobs: list[_Job]) -> list[tuple[np.ndarray, int, float]]:
+        """On the batcher's worker: one model call for jobs that share model and input size."""
+        t0 = time.perf_counter()
+        batch = jobs[0].input[None] if len(jobs) == 1 else np.stack([j.input for j in jobs])
+        logits = jobs[0].predictor.backend.run(batch)
+        ms = (time.perf_counter() - t0) * 1000 / len(jobs)
+        return [(logits[i], len(jobs), ms) for i in range(len(jobs))]
+
+    def _finish(self, job: _Job, ran: tuple[np.ndarray, int, float], t0: float) -> Prediction:
+        logits, batch, infer_ms = ran
+        pred = job.predictor.postprocess(logits, job.shape, {"preprocess": job.preprocess_ms, "infer": infer_ms,
+                                                             "batch": batch})
+        if job.shape != job.out_shape:
+            t1 = time.perf_counter()
+            H, W = job.out_shape
+            pred.labels = cv2.resize(pred.labels, (W, H), interpolation=cv2.INTER_NEAREST)
+            pred.confidence = cv2.resize(pred.confidence, (W, H), interpolation=cv2.INTER_LINEAR)
+            pred.timings_ms["postprocess"] += (time.perf_counter() - t1) * 1000
+        total = (time.perf_counter() - t0) * 1000
+        model = sum(pred.timings_ms.get(k, 0.0) for k in ("preprocess", "infer", "postprocess"))
+        pred.timings_ms["queue"] = max(0.0, total - model)
+        return pred
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         if self.metrics:
@@ -96,29 +117,24 @@ class Engine:
             self.metrics.inference_seconds.observe(seconds)
             self.metrics.queue_depth.set(self.batcher.depth)
 
-    def _finish(self, pred: Prediction, t0: float) -> Prediction:
-        total = (time.perf_counter() - t0) * 1000
-        model = sum(pred.timings_ms.get(k, 0.0) for k in ("preprocess", "infer", "postprocess"))
-        pred.timings_ms["queue"] = max(0.0, total - model)
-        return pred
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Blocking; for worker threads (batch jobs, the CLI)."""
-        t0 = time.perf_counter()
-        future = self.batcher.submit(self._prepare(image))
-        if self.metrics:
-            self.metrics.queue_depth.set(self.batcher.depth)
-        return self._finish(future.result(), t0)
-
-    async def predict_async(self, image: np.ndarray) -> Prediction:
-        """For request handlers: the event loop only awaits; resizing and the model run elsewhere."""
-        t0 = time.perf_counter()
-        job = await asyncio.to_thread(self._prepare, image) if max(image.shape[:2]) > self.settings.max_side \
-            else self._prepare(image)
+    def _submit(self, job: _Job):
         future = self.batcher.submit(job)
         if self.metrics:
             self.metrics.queue_depth.set(self.batcher.depth)
-        return self._finish(await asyncio.wrap_future(future), t0)
+        return future
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Blocking; for worker threads (request handlers' threads, batch jobs, the CLI)."""
+        t0 = time.perf_counter()
+        job = self._prepare(image)
+        return self._finish(job, self._submit(job).result(), t0)
+
+    async def predict_async(self, image: np.ndarray) -> Prediction:
+        """For request handlers: the event loop only awaits; preprocessing, model and labels run elsewhere."""
+        t0 = time.perf_counter()
+        job = await asyncio.to_thread(self._prepare, image)
+        ran = await asyncio.wrap_future(self._submit(job))
+        return await asyncio.to_thread(self._finish, job, ran, t0)
 
     def warm_up(self) -> float:
         """One inference on a synthetic photo-sized image, so the first real request is not slow."""

@@ -69,10 +69,14 @@ class Predictor:
             logits = self.backend.run(batch)
             t2 = time.perf_counter()
             for j, i in enumerate(idxs):
-                s = time.perf_counter()
-                labels, conf = logits_to_labels(logits[j], images[i].shape[:2])
-                results[i] = Prediction(labels, conf, size, {
+                results[i] = self.postprocess(logits[j], images[i].shape[:2], {
                     "preprocess": (t1 - t0) * 1000 / len(idxs), "infer": (t2 - t1) * 1000 / len(idxs),
-                    "postprocess": (time.perf_counter() - s) * 1000, "batch": len(idxs)},
-                    self.version, self.taxonomy)
+                    "batch": len(idxs)})
         return results  # type: ignore[return-value]
+
+    def postprocess(self, logits: np.ndarray, shape: tuple[int, int], timings_ms: dict[str, float]) -> Prediction:
+        """(classes, h, w) logits of one photo -> its Prediction at `shape` (H, W); adds the postprocess time."""
+        t0 = time.perf_counter()
+        labels, conf = logits_to_labels(logits, shape)
+        timings_ms["postprocess"] = (time.perf_counter() - t0) * 1000
+        return Prediction(labels, conf, tuple(logits.shape[1:]), timings_ms, self.version, self.taxonomy)
