@@ -11,7 +11,8 @@
    weights, MinMax over --calibration photos of the train split), speed interleaved with fp32, then
    mIoU and pixel accuracy at native size on the val split for both, and their label agreement.
 
-The quantized model is written to a temporary folder only; nothing in the model directory changes.
+The quantization and scoring are `tailor quantize`'s (training/quantize.py); the quantized model is
+written to a temporary folder only, nothing in the model directory changes.
 Run: python bench/bench_ort.py --images 20 --calibration 50
 """
 from __future__ import annotations
@@ -78,14 +79,6 @@ def export_size_driven(model_dir: Path, path: Path) -> None:
     export_onnx(model, path, tuple(card["training"]["config"]["crop"]), constant_upsampling=False)
 
 
-def ccp_split(data: Path) -> tuple[list[Path], list[Path]]:
-    from training.dataset import split_bucket
-
-    images = sorted((data / "images").glob("*.jpg"))
-    val = [p for p in images if split_bucket(p.stem) < 10.0]  # the training config's val_percent
-    return [p for p in images if split_bucket(p.stem) >= 10.0], val
-
-
 def spinning_child(model: Path, images: int, rounds: int, spinning: bool) -> dict:
     """Run in a subprocess: bare model call and predictor medians with one spinning setting."""
     from service.inference import Predictor
@@ -110,40 +103,6 @@ def spinning_child(model: Path, images: int, rounds: int, spinning: bool) -> dic
     return {"model call": statistics.median(bare), "predictor": statistics.median(full)}
 
 
-def evaluate_models(models: dict[str, Path], card_dir: Path, val: list[Path], data: Path) -> dict:
-    """mIoU / pixel accuracy of each ONNX file on the val photos, and label agreement with the first."""
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from training.dataset import scan_dataset, load_samples
-    from training.metrics import confusion, scores
-    from training.preprocessing import logits_to_labels
-
-    predictor = Predictor(card_dir, backend="onnx")
-    names = predictor.taxonomy.names
-    sessions = {name: session(path, default_threads()) for name, path in models.items()}
-    folder = scan_dataset(data)
-    wanted = {p.stem for p in val}
-    samples = [s for s in folder.samples if s.id in wanted]
-    conf = {name: np.zeros((len(names), len(names)), dtype=np.int64) for name in models}
-    agree = {name: 0 for name in models}
-    pixels = 0
-    first = next(iter(models))
-    for _, image, mask in load_samples(folder, samples, predictor.taxonomy):
-        x = predictor.preprocess(image)[None]
-        labels = {name: logits_to_labels(s.run(None, {"image": x})[0][0], image.shape[:2])[0]
-                  for name, s in sessions.items()}
-        pixels += mask.size
-        for name, lab in labels.items():
-            conf[name] += confusion(mask, lab, len(names))
-            agree[name] += int((lab == labels[first]).sum())
-    out = {}
-    for name in models:
-        s = scores(conf[name], names)
-        out[name] = {"miou": s["miou"], "pixel_accuracy": s["pixel_accuracy"], "agreement": agree[name] / pixels,
-                     "images": len(samples)}
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=REPO / "models" / "default")
@@ -161,11 +120,12 @@ def main() -> None:
     from service.inference import Predictor
     from service.inference.backends import default_threads
     from training.images import decode_image
-    from training.preprocessing import input_size, to_input
 
     threads = default_threads()
     predictor = Predictor(args.model, backend="onnx")
-    train, val = ccp_split(args.data)
+    from training.dataset import scan_dataset
+
+    train = [s.image for s in scan_dataset(args.data).split(predictor.card["training"]["config"]["val_percent"])[0]]
     photos = [decode_image(p) for p in sorted((args.data / "images").glob("*.jpg"))[: args.images]]
     inputs = [predictor.preprocess(im)[None] for im in photos]
     fp32 = args.model / "model.onnx"
@@ -190,30 +150,11 @@ def main() -> None:
                 session(tmp / "offline_extended.onnx", threads, "all"),
         }
         if not args.skip_int8:
-            from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                                  quantize_static)
-            from onnxruntime.quantization.shape_inference import quant_pre_process
+            from training.quantize import quantize_onnx
 
-            spec = predictor.card["input"]
             calibration = train[:: max(1, len(train) // args.calibration)][: args.calibration]
-
-            class Reader(CalibrationDataReader):
-                def __init__(self):
-                    self.paths = iter(calibration)
-
-                def get_next(self):
-                    path = next(self.paths, None)
-                    if path is None:
-                        return None
-                    im = decode_image(path)
-                    size = input_size(*im.shape[:2], spec["long_side"], spec["size_multiple"])
-                    return {"image": to_input(im, size, spec["mean"], spec["std"])[None]}
-
             t0 = time.perf_counter()
-            quant_pre_process(str(fp32), str(tmp / "pre.onnx"))
-            quantize_static(str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+            quantize_onnx(fp32, tmp / "int8.onnx", calibration, predictor.card["input"])
             quant_s = time.perf_counter() - t0
             variants[f"int8 QDQ (u8 activations, s8 per-channel weights), ALL, {threads} threads"] = \
                 session(tmp / "int8.onnx", threads, "all")
@@ -240,13 +181,16 @@ def main() -> None:
 
         if not args.skip_int8:
             sizes = {name: os.path.getsize(p) / 1e6 for name, p in (("fp32", fp32), ("int8", tmp / "int8.onnx"))}
-            quality = evaluate_models({"fp32": fp32, "int8": tmp / "int8.onnx"}, args.model, val, args.data)
+            from training.quantize import compare_on_val
+
+            quality = compare_on_val({"fp32": fp32, "int8": tmp / "int8.onnx"}, predictor.card, args.data,
+                                     predictor.card["training"]["config"]["val_percent"])
             report += ["", f"int8: quantized in {quant_s:.1f} s from {len(calibration)} train-split photos; "
                            f"ONNX file {sizes['int8']:.2f} MB vs {sizes['fp32']:.2f} MB", "",
                        "| model | val mIoU | pixel accuracy | label agreement with fp32 | val photos |",
                        "|---|---:|---:|---:|---:|"]
             for name, q in quality.items():
-                report.append(f"| {name} | {q['miou']:.4f} | {q['pixel_accuracy']:.4f} | {q['agreement']:.4f} | "
+                report.append(f"| {name} | {q['miou']:.4f} | {q['pixel_accuracy']:.4f} | {q['agreement_with_fp32']:.4f} | "
                               f"{q['images']} |")
             drop = quality["fp32"]["miou"] - quality["int8"]["miou"]
             report += ["", f"int8 mIoU drop: {drop:+.5f} (ship only if under 0.005 and clearly faster)"]

@@ -84,6 +84,37 @@ def export(
 
 
 @app.command()
+def quantize(
+    model: Annotated[Path, typer.Option(help="fp32 model directory")] = DEFAULT_MODEL,
+    data: Annotated[Path, typer.Option(help="its training dataset: train split calibrates, val split scores")] = ...,
+    out: Annotated[Path, typer.Option(help="int8 model directory to create")] = ...,
+    calibration: Annotated[int, typer.Option(min=1, help="train-split photos to calibrate on")] = 50,
+    max_miou_drop: Annotated[float, typer.Option(min=0.0, help="refuse if val mIoU falls by more")] = 0.005,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False,
+) -> None:
+    """Write an int8 copy of MODEL for CPU serving, refused unless it scores like the original on val."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from training.card import ModelDirError
+    from training.dataset import DatasetError
+    from training.quantize import QuantizationRejected, quantize_model
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("quantize, then score fp32 and int8 on val", total=None)
+
+            card = quantize_model(model, out, data, calibration, max_miou_drop, overwrite,
+                                  lambda done, total: progress.update(task, completed=done, total=total))
+    except (FileNotFoundError, FileExistsError, ModelDirError, DatasetError, QuantizationRejected, ValueError) as exc:
+        fail(str(exc))
+    p = card["precision"]
+    console.print(f"wrote {out} version {card['version']}: val mIoU {card['metrics']['miou']:.4f} (fp32 "
+                  f"{p['fp32_val_miou']:.4f}), label agreement with fp32 {p['agreement_with_fp32']:.4f} on "
+                  f"{p['val_images']} val photos; calibrated on {p['calibration_images']}", highlight=False)
+
+
+@app.command()
 def evaluate(
     model: Annotated[Path, typer.Option(help="model directory")] = DEFAULT_MODEL,
     data: Annotated[Path, typer.Option(help="dataset folder: images/, masks/, labels.txt")] = ...,

@@ -1,0 +1,107 @@
+"""int8 copies of a model directory: `tailor quantize` on the shipped default model and real CCP photos.
+
+The copy must describe itself honestly (its card's val scores are what `evaluate` measures), keep the
+fp32 weights for torch, serve through the usual predictor, and be refused, leaving nothing, when it
+scores too far below the original.
+"""
+import shutil
+
+import onnx
+import pytest
+from tests.conftest import DEFAULT_MODEL, make_small_copy
+
+from training.card import ModelDirError, read_card, sha256_file
+from training.dataset import split_bucket
+from training.images import decode_image
+from training.quantize import QuantizationRejected, quantize_model
+
+
+@pytest.fixture(scope="module")
+def ccp_sample(ccp, tmp_path_factory):
+    """Half-size copies of 20 CCP photos: 16 of the train split (calibration) and 4 of the val split."""
+    ids = sorted(p.stem for p in (ccp / "images").glob("*.jpg"))
+    val = [i for i in ids if split_bucket(i) < 10.0][:4]
+    train = [i for i in ids if split_bucket(i) >= 10.0][:16]
+    return make_small_copy(ccp, tmp_path_factory.mktemp("q") / "data", sorted(train + val), scale=0.5)
+
+
+@pytest.fixture(scope="module")
+def int8_model(ccp_sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "m"
+    card = quantize_model(DEFAULT_MODEL, out, ccp_sample, calibration=8)
+    assert card == read_card(out, verify=True)
+    return out
+
+
+def test_int8_card_describes_the_copy(int8_model):
+    out, card, fp32 = int8_model, read_card(int8_model, verify=True), read_card(DEFAULT_MODEL)
+    assert card["version"] == fp32["version"] + "-int8" and card["parent"] == fp32["version"]
+    assert card["precision"]["onnx"] == "int8" and card["precision"]["torch"] == "fp32"
+    assert card["precision"]["calibration_images"] == 8 and card["precision"]["val_images"] == 4
+    assert card["precision"]["miou_drop"] <= 0.005 and card["precision"]["agreement_with_fp32"] >= 0.99
+    assert card["taxonomy"] == fp32["taxonomy"] and card["input"] == fp32["input"]
+    # torch keeps the very same fp32 weights; the ONNX graph is quantized and much smaller.
+    assert sha256_file(out / "weights.safetensors") == sha256_file(DEFAULT_MODEL / "weights.safetensors")
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert (out / "model.onnx").stat().st_size < (DEFAULT_MODEL / "model.onnx").stat().st_size / 3
+
+
+def test_card_scores_are_what_evaluate_measures(int8_model, ccp_sample, tmp_path):
+    """The card's val mIoU is reproduced by `tailor evaluate` on the val photos alone, through the predictor."""
+    from service.evaluate import evaluate
+
+    out, card = int8_model, read_card(int8_model)
+    val_only = tmp_path / "val"
+    (val_only / "images").mkdir(parents=True)
+    (val_only / "masks").mkdir()
+    shutil.copy(ccp_sample / "labels.txt", val_only / "labels.txt")
+    for i in [i for i in _ids(ccp_sample) if split_bucket(i) < 10.0]:
+        shutil.copy(ccp_sample / "images" / f"{i}.jpg", val_only / "images")
+        shutil.copy(ccp_sample / "masks" / f"{i}.png", val_only / "masks")
+    measured = evaluate(out, val_only, show_progress=False)
+    assert measured["model_version"] == card["version"] and measured["images"] == 4
+    assert measured["miou"] == pytest.approx(card["metrics"]["miou"], abs=1e-9)
+    assert measured["pixel_accuracy"] == pytest.approx(card["metrics"]["pixel_accuracy"], abs=1e-9)
+
+
+def test_int8_predictor_draws_the_fp32_masks(int8_model, ccp):
+    from service.inference import Predictor
+
+    fp32, int8 = Predictor(DEFAULT_MODEL, backend="onnx"), Predictor(int8_model, backend="onnx")
+    for i in ("0003", "0100"):
+        photo = decode_image(ccp / "images" / f"{i}.jpg")
+        a, b = fp32.predict(photo), int8.predict(photo)
+        assert b.labels.shape == photo.shape[:2]
+        assert (a.labels == b.labels).mean() > 0.98
+
+
+def test_a_rejected_copy_leaves_nothing(ccp_sample, tmp_path):
+    with pytest.raises(QuantizationRejected, match="drop"):
+        quantize_model(DEFAULT_MODEL, tmp_path / "m", ccp_sample, calibration=4, max_miou_drop=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refusals(int8_model, ccp_sample, tmp_path):
+    with pytest.raises(ModelDirError, match="already an int8 model"):
+        quantize_model(int8_model, tmp_path / "again", ccp_sample)
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(FileExistsError, match="exists"):
+        quantize_model(DEFAULT_MODEL, tmp_path / "exists", ccp_sample)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists"]
+
+
+def test_cli_names_the_missing_dataset(tmp_path):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    result = CliRunner().invoke(app, ["quantize", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")])
+    assert result.exit_code != 0
+    assert "nowhere" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def _ids(data):
+    return sorted(p.stem for p in (data / "images").glob("*.jpg"))
+
