@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CARD_FILE = "card.json"
@@ -60,3 +65,22 @@ def write_card(model_dir: Path, card: dict) -> dict:
 def version_of(weights_sha256: str, created: str) -> str:
     """A human-sortable version string that changes whenever the weights change."""
     return f"{created[:10].replace('-', '')}-{weights_sha256[:8]}"
+
+
+@contextmanager
+def staged_model_dir(out_dir: Path) -> Iterator[Path]:
+    """A temporary sibling of `out_dir` to write a model directory into, renamed into place when the
+    block succeeds and removed when it raises: `out_dir` is always the old directory or the new one."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a model directory is meant to be shared
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

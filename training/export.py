@@ -5,9 +5,6 @@ folder, checks ONNX Runtime against torch at sizes unlike the training size, the
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import types
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -19,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from training import checkpoint as ckpt
-from training.card import read_card, sha256_file, version_of, write_card
+from training.card import read_card, sha256_file, staged_model_dir, version_of, write_card
 from training.models import build_model
 
 PARITY_MIN = 0.999  # share of argmax pixels on which ONNX Runtime and torch must agree
@@ -39,10 +36,7 @@ def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.nda
     model.eval()
     cfg = state["config"]
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a model directory is meant to be shared
-    try:
+    with staged_model_dir(out_dir) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
         export_onnx(model, tmp / "model.onnx", example_hw=tuple(cfg["crop"]))
         parity = check_parity(model, tmp / "model.onnx", cfg, parity_images, parity_sizes)
@@ -76,14 +70,6 @@ def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.nda
             "notes": notes,
         }
         write_card(tmp, card)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return read_card(out_dir, verify=True)
 
 

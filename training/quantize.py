@@ -6,16 +6,14 @@ nothing behind) when the val mIoU drops by more than a bound. The torch backend 
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from training.card import ModelDirError, read_card, write_card
+from training.card import ModelDirError, read_card, staged_model_dir, write_card
 from training.dataset import load_samples, scan_dataset
 from training.images import decode_image
 from training.metrics import confusion, scores
@@ -116,10 +114,7 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
         raise ValueError(f"{data_dir}: needs photos in both the train and the val split ({len(train)} / {len(val)})")
     photos = [s.image for s in train[:: max(1, len(train) // calibration)][:calibration]]
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    tmp.chmod(0o755)
-    try:
+    with staged_model_dir(out_dir) as tmp:
         quantize_onnx(model_dir / "model.onnx", tmp / "model.onnx", photos, card["input"])
         shutil.copy2(model_dir / "weights.safetensors", tmp / "weights.safetensors")
         result = compare_on_val({"fp32": model_dir / "model.onnx", "int8": tmp / "model.onnx"}, card, data_dir,
@@ -147,12 +142,4 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
             "parity": {**card.get("parity", {}), "note": "export parity of the fp32 graph; the int8 graph "
                                                           "agrees with it on precision.agreement_with_fp32"},
         })
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return read_card(out_dir, verify=True)
