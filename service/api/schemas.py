@@ -111,6 +111,9 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any]
     backend: str
     device: str
+    precision: dict[str, Any] = Field(description="numeric precision of each backend's graph: onnx and torch "
+                                                  "(fp32, or int8 for a `tailor quantize` copy), and for int8 "
+                                                  "how it was made and how it scored against fp32")
     input: dict[str, Any]
     formats: list[str]
     parent: str | None = None

@@ -22,6 +22,7 @@ def test_current_model_matches_its_card(client):
     assert info["input"]["size_multiple"] == card["input"]["size_multiple"]
     assert "size_rule" in info["input"]
     assert info["backend"] == "onnx" and info["device"] == "cpu"
+    assert info["precision"] == {"onnx": "fp32", "torch": "fp32"}
     assert set(info["formats"]) == {"png", "coco_rle", "polygons", "ls_brush", "cvat"}
     tax = info["taxonomy"]
     assert tax["tag"] == f"{card['taxonomy']['name']}@{card['taxonomy']['version']}"

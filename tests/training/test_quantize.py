@@ -76,6 +76,25 @@ def test_int8_predictor_draws_the_fp32_masks(int8_model, ccp):
         assert (a.labels == b.labels).mean() > 0.98
 
 
+def test_the_service_serves_the_int8_copy(int8_model, ccp, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(_env_file=None, model_dir=int8_model, jobs_dir=tmp_path / "jobs", data_dir=tmp_path / "data",
+                        threads=1, backend="onnx", start_worker=False)
+    with TestClient(create_app(settings)) as c:
+        info = c.get("/v1/models/current").json()
+        assert info["precision"]["onnx"] == "int8" and info["precision"]["agreement_with_fp32"] >= 0.99
+        photo = (ccp / "images" / "0003.jpg").read_bytes()
+        r = c.post("/v1/predict", params={"formats": "coco_rle"}, files={"image": ("0003.jpg", photo, "image/jpeg")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model_version"] == read_card(int8_model)["version"]
+        assert {"shoes", "skin"} <= {c["name"] for c in body["classes"]}
+
+
 def test_a_rejected_copy_leaves_nothing(ccp_sample, tmp_path):
     with pytest.raises(QuantizationRejected, match="drop"):
         quantize_model(DEFAULT_MODEL, tmp_path / "m", ccp_sample, calibration=4, max_miou_drop=-1.0)
