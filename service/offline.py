@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,44 +58,75 @@ def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[tupl
 
 def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
                   on_step: Callable[[Path, str | None], None] | None = None,
-                  left_right: bool = False) -> OfflineReport:
+                  left_right: bool = False, concurrency: int | None = None) -> OfflineReport:
     """Predict each input; write out/masks/<stem>.png, out/coco.json and out/summary.csv.
 
     With `left_right`, masks, COCO categories and CSV columns use the split class list (paired classes as
-    <name>_left / <name>_right, the person's own sides: their left is on the image's right)."""
+    <name>_left / <name>_right, the person's own sides: their left is on the image's right).
+    `concurrency` photos are in work at once (default: one more than the engine's batch size), so one
+    photo's decoding, encoding and writing overlap another's model call, and a GPU gets whole batches;
+    results are still taken in input order, so ids and files do not depend on timing."""
     base, version = engine.predictor.taxonomy, engine.predictor.version
     taxonomy = split_taxonomy(base).taxonomy if left_right else base
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    report = OfflineReport()
-    images, annotations, rows = [], [], []
-    for path, stem in inputs:
-        error = None
+
+    def draft(item: tuple[Path, str]) -> tuple | str:
+        """(mask name, COCO image entry, its annotations, class summaries), or why the photo was skipped."""
+        path, stem = item
         try:
             image = decode_bytes(path.read_bytes(), str(path), engine.settings)
             pred = engine.predict(image)
         except InputError as exc:
-            error = str(exc.detail)
+            return str(exc.detail)
         except OSError as exc:
-            error = f"{path}: cannot read ({exc.strerror or exc})"
-        if error is not None:
-            report.failures.append((str(path), error))
+            return f"{path}: cannot read ({exc.strerror or exc})"
+        mask_name = f"masks/{stem}.png"
+        labels, _ = output_classes(pred.labels, base, left_right)
+        write_atomic(out / mask_name, png_format.encode(labels))
+        entry, anns = coco_image_entry(0, str(path), labels, pred.confidence, taxonomy, pred.difficulty)
+        return mask_name, entry, anns, class_summaries(labels, pred.confidence, taxonomy)
+
+    report = OfflineReport()
+    images, annotations, rows = [], [], []
+    workers = concurrency or engine.batcher.max_size + 1
+    for (path, _), result in zip(inputs, _in_order(draft, inputs, workers)):
+        if isinstance(result, str):
+            report.failures.append((str(path), result))
         else:
-            mask_name = f"masks/{stem}.png"
-            labels, _ = output_classes(pred.labels, base, left_right)
-            write_atomic(out / mask_name, png_format.encode(labels))
-            image_id = len(images) + 1
-            entry, anns = coco_image_entry(image_id, str(path), labels, pred.confidence, taxonomy,
-                                           pred.difficulty)
+            mask_name, entry, anns, classes = result
+            entry["id"] = len(images) + 1  # numbered in input order, successes only
             images.append(entry)
-            annotations += anns
-            classes = class_summaries(labels, pred.confidence, taxonomy)
+            annotations += [{**a, "image_id": entry["id"]} for a in anns]
             rows.append((path, mask_name, entry, classes))
             report.written.append(mask_name)
         if on_step:
-            on_step(path, error)
+            on_step(path, result if isinstance(result, str) else None)
     write_atomic(out / "coco.json", json.dumps(coco_document(images, annotations, taxonomy, version)))
     write_atomic(out / "summary.csv", _csv(rows, taxonomy.names))
     return report
+
+
+def _in_order(fn: Callable, items: list, workers: int) -> Iterator:
+    """fn(item) for each item on `workers` threads, yielded in input order, at most 2 x workers ahead
+    (so a long folder never holds more than a few predictions in memory). If the consumer stops (a
+    cancelled job raises from on_step), work not yet started is dropped."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="tailor-draft") as pool:
+        pending: deque[Future] = deque()
+        rest = iter(items)
+        try:
+            for item in itertools.islice(rest, 2 * workers):
+                pending.append(pool.submit(fn, item))
+            while pending:
+                result = pending.popleft().result()
+                for item in itertools.islice(rest, 1):
+                    pending.append(pool.submit(fn, item))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _csv(rows, names: list[str]) -> str:

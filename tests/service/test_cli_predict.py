@@ -10,6 +10,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from conftest import png_array
 from typer.testing import CliRunner
 
@@ -64,3 +65,54 @@ def test_nothing_to_predict_is_an_error(tmp_path):
     result = _run(str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert "missing.jpg: no such file" in result.text and "no image files" in result.text
+
+
+def test_concurrent_drafts_write_what_one_at_a_time_writes(tmp_path, ccp_dir, predictor):
+    """Photos in work at once overlap decoding and writing with the model; the files must not depend on it:
+    the same masks, COCO (ids in input order, failures skipped) and CSV as one photo at a time."""
+    from service.engine import Engine
+    from service.offline import predict_files
+
+    from conftest import make_settings
+
+    photos = sorted((ccp_dir / "images").glob("*.jpg"))[10:17]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    inputs = [(p, p.stem) for p in photos[:3]] + [(broken, "broken")] + [(p, p.stem) for p in photos[3:]]
+    engine = Engine(predictor, make_settings(tmp_path))
+    try:
+        serial = predict_files(engine, inputs, tmp_path / "serial", concurrency=1)
+        overlapped = predict_files(engine, inputs, tmp_path / "overlapped", concurrency=3)
+    finally:
+        engine.close()
+    assert serial.written == overlapped.written and len(serial.written) == 7
+    assert serial.failures == overlapped.failures and [p for p, _ in serial.failures] == [str(broken)]
+    for name in ("coco.json", "summary.csv", *serial.written):
+        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "overlapped" / name).read_bytes(), name
+    coco = json.loads((tmp_path / "serial" / "coco.json").read_text())
+    assert [im["id"] for im in coco["images"]] == list(range(1, 8))
+    assert [im["file_name"] for im in coco["images"]] == [str(p) for p in photos]
+
+
+def test_a_cancelled_run_stops_taking_photos(tmp_path, ccp_dir, predictor):
+    from service.engine import Engine
+    from service.offline import predict_files
+
+    from conftest import make_settings
+
+    photos = sorted((ccp_dir / "images").glob("*.jpg"))[:16]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(_path, _error):
+        raise Cancelled
+
+    engine = Engine(predictor, make_settings(tmp_path))
+    try:
+        with pytest.raises(Cancelled):
+            predict_files(engine, [(p, p.stem) for p in photos], tmp_path / "out", on_step=cancel, concurrency=2)
+    finally:
+        engine.close()
+    # The first result, and at most the 2 x 2 photos already queued behind it, were drafted.
+    assert 1 <= len(list((tmp_path / "out" / "masks").glob("*.png"))) <= 5
