@@ -99,6 +99,13 @@ def quantize(
     from training.dataset import DatasetError
     from training.quantize import QuantizationRejected, quantize_model
 
+    try:  # ONNX Runtime's quantizer needs onnx and sympy, which come with the training extra
+        import onnx  # noqa: F401
+        import onnxruntime.quantization  # noqa: F401
+        import sympy  # noqa: F401
+    except ImportError as exc:
+        fail(f"tailor quantize needs the training extra ({exc.name} is missing): pip install -e '.[train]'")
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:

@@ -124,3 +124,17 @@ def test_cli_names_the_missing_dataset(tmp_path):
 def _ids(data):
     return sorted(p.stem for p in (data / "images").glob("*.jpg"))
 
+
+
+def test_cli_names_the_missing_extra(tmp_path, monkeypatch):
+    import sys
+
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    monkeypatch.setitem(sys.modules, "sympy", None)  # as in a serving-only install, without the training extra
+    result = CliRunner().invoke(app, ["quantize", "--data", str(tmp_path), "--out", str(tmp_path / "m")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "training extra" in text and "sympy" in text
+    assert not (tmp_path / "m").exists()
