@@ -99,12 +99,16 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model_dir: Path, device: str | None = None, threads: int | None = None,
-                 half: bool = True, channels_last: bool = True):
+                 precision: str = "bf16", channels_last: bool = True):
+        """precision: "bf16" or "fp16" autocast, or "fp32"; it and channels_last apply on CUDA only."""
         import torch
         from safetensors.torch import load_file
 
         from training.models import build_model
 
+        autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+        if precision not in autocast:
+            raise ValueError(f"unknown precision {precision!r}; use {', '.join(autocast)}")
         self.torch = torch
         if threads:
             torch.set_num_threads(threads)
@@ -115,7 +119,7 @@ class TorchBackend:
         model.eval().to(self.device)
         on_cuda = self.device.startswith("cuda")
         self.channels_last = channels_last and on_cuda
-        self.autocast_dtype = torch.bfloat16 if (half and on_cuda) else None
+        self.autocast_dtype = autocast[precision] if on_cuda else None
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

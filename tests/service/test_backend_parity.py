@@ -25,3 +25,11 @@ def test_onnx_and_torch_agree_on_ccp_photos(predictor, photos):
         agreement = (a.labels == b.labels).mean()
         assert agreement >= 0.999, f"{path.name}: only {agreement:.5f} of pixels agree"
         assert abs(a.difficulty - b.difficulty) < 1e-3
+
+
+def test_torch_precision_is_checked():
+    from service.inference.backends import TorchBackend
+
+    with pytest.raises(ValueError, match="unknown precision 'int4'; use fp32, bf16, fp16"):
+        TorchBackend(DEFAULT_MODEL, device="cpu", precision="int4")
+    assert TorchBackend(DEFAULT_MODEL, device="cpu", precision="fp16").autocast_dtype is None  # CUDA only
