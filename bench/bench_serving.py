@@ -10,9 +10,10 @@ One run, the same photos for every path, median/p95 latency and images/s at 1 an
 
 Every path is measured in interleaved rounds (each path once per round, in turn), so slow drift on
 a shared machine lands on all of them alike. Also measured: the HTTP round trip without encodings
-(what upload, decode and JSON cost alone); the post-processing alone (reference vs fast); encoding all
-formats; the server's own per-stage timings and memory; with --baseline DIR, the server of another
-checkout beside this one (before/after in one run). Run: python bench/bench_serving.py --images 20
+(what upload, decode and JSON cost alone) and with one format, as annotation tools ask
+(--single-formats); the post-processing alone (reference vs fast); encoding all formats; the server's
+own per-stage timings and memory; with --baseline DIR, the server of another checkout beside this one
+(before/after in one run). Run: python bench/bench_serving.py --images 20
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ TORCH_PRED = "torch eager CPU: predictor (pre + model + post)"
 ORT_PRED = "ONNX Runtime CPU: predictor (pre + model + post)"
 HTTP = "HTTP round trip (all five formats)"
 HTTP_BARE = "HTTP round trip (no encodings: classes and scores only)"
+HTTP_ONE = "HTTP round trip ({} only)"
 BASELINE = ", baseline"
 
 
@@ -178,6 +180,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the photos per path")
     ap.add_argument("--max-in-flight", type=int, default=None,
                     help="the server's concurrency limit (default: the highest client count)")
+    ap.add_argument("--single-formats", default="ls_brush,cvat",
+                    help="also one format per request, as annotation tools ask (Label Studio: ls_brush; CVAT: cvat)")
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another checkout (e.g. `git archive HEAD | tar -x -C DIR`) whose server runs beside this "
@@ -228,7 +232,9 @@ def main() -> None:
     server_stages: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
     refused = 0
     memory: dict[str, tuple[float, float]] = {}
-    http_paths = [(name, ALL_FORMATS) for name in servers] + [("", "")]  # "": no encodings, this tree
+    singles = [f for f in args.single_formats.split(",") if f]
+    # this tree (name "") and the baseline with all formats; this tree with none and with each single one
+    http_paths = [(name, ALL_FORMATS) for name in servers] + [("", "")] + [("", f) for f in singles]
     with tempfile.TemporaryDirectory() as scratch, \
             httpx.Client(timeout=120, limits=httpx.Limits(max_connections=2 * max(levels) + 2)) as client:
         procs, bases = {}, {}
@@ -255,7 +261,7 @@ def main() -> None:
                         refused += 1
                         time.sleep(0.005)
                     r.raise_for_status()
-                    if formats:  # parsed after timing: the client's JSON work is not the server's
+                    if formats == ALL_FORMATS:  # parsed after timing: the client's JSON work is not the server's
                         answers.append((name, r.content))
                 return post
 
@@ -266,7 +272,8 @@ def main() -> None:
             for c in levels:
                 for _ in range(args.rounds):
                     for name, formats in http_paths:
-                        label = (HTTP if formats else HTTP_BARE) + name
+                        label = (HTTP if formats == ALL_FORMATS else HTTP_ONE.format(formats) if formats
+                                 else HTTP_BARE) + name
                         by.setdefault((label, c), Series()).run(poster(name, formats), list(range(len(raw))), c)
                 if c == 1:
                     for name, body in answers:
@@ -287,7 +294,7 @@ def main() -> None:
         print("ONNX Runtime session: " + ", ".join(f"{k} {v}" for k, v in session_options.items()) + "\n")
     print("| path | clients | median ms | p95 ms | images/s |")
     print("|---|---:|---:|---:|---:|")
-    http_rows = [HTTP + BASELINE, HTTP, HTTP_BARE] if args.baseline else [HTTP, HTTP_BARE]
+    http_rows = ([HTTP + BASELINE] if args.baseline else []) + [HTTP, HTTP_BARE] + [HTTP_ONE.format(f) for f in singles]
     for name in [*order, *http_rows]:
         for c in levels:
             if (name, c) in by:
