@@ -125,7 +125,9 @@ def main() -> None:
     predictor = Predictor(args.model, backend="onnx")
     from training.dataset import scan_dataset
 
-    train = [s.image for s in scan_dataset(args.data).split(predictor.card["training"]["config"]["val_percent"])[0]]
+    folder = scan_dataset(args.data)
+    train_samples, val_samples = folder.split(predictor.card["training"]["config"]["val_percent"])
+    train = [s.image for s in train_samples]
     photos = [decode_image(p) for p in sorted((args.data / "images").glob("*.jpg"))[: args.images]]
     inputs = [predictor.preprocess(im)[None] for im in photos]
     fp32 = args.model / "model.onnx"
@@ -183,8 +185,8 @@ def main() -> None:
             sizes = {name: os.path.getsize(p) / 1e6 for name, p in (("fp32", fp32), ("int8", tmp / "int8.onnx"))}
             from training.quantize import compare_on_val
 
-            quality = compare_on_val({"fp32": fp32, "int8": tmp / "int8.onnx"}, predictor.card, args.data,
-                                     predictor.card["training"]["config"]["val_percent"])
+            quality = compare_on_val({"fp32": fp32, "int8": tmp / "int8.onnx"}, predictor.card, folder,
+                                     val_samples)
             report += ["", f"int8: quantized in {quant_s:.1f} s from {len(calibration)} train-split photos; "
                            f"ONNX file {sizes['int8']:.2f} MB vs {sizes['fp32']:.2f} MB", "",
                        "| model | val mIoU | pixel accuracy | label agreement with fp32 | val photos |",

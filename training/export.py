@@ -92,7 +92,7 @@ def fixed_scale_upsampling(model: torch.nn.Module):
 
     Sizes read off the skip tensors become Shape/Gather/Concat ops feeding each Resize, and ONNX
     Runtime then runs the Resize outside its blocked NCHWc layout, reordering memory around it; a
-    constant scale keeps the decoder blocked (4% faster on CPU, identical logits, bench/bench_ort.py).
+    constant scale keeps the decoder blocked (3-6% faster on CPU, identical logits, bench/bench_ort.py).
     Exact under the size rule (sides a multiple of the encoder's stride: each skip is twice the map
     below it); the parity check compares the graph with the unpatched model at two sizes.
     """

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from training.card import ModelDirError, read_card, staged_model_dir, write_card
-from training.dataset import load_samples, scan_dataset
+from training.dataset import DatasetFolder, Sample, load_samples, scan_dataset
 from training.images import decode_image
 from training.metrics import confusion, scores
 from training.preprocessing import input_size, logits_to_labels, to_input
@@ -37,6 +37,12 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def model_input(image: np.ndarray, spec: dict) -> np.ndarray:
+    """(1, 3, h, w) input of one photo under the card's size rule and normalisation."""
+    size = input_size(*image.shape[:2], spec["long_side"], spec["size_multiple"])
+    return to_input(image, size, spec["mean"], spec["std"])[None]
+
+
 def quantize_onnx(fp32: Path, out: Path, calibration: list[Path], spec: dict) -> None:
     """Write the int8 QDQ model of `fp32` to `out`, ranges calibrated on `calibration` photos."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -50,9 +56,7 @@ def quantize_onnx(fp32: Path, out: Path, calibration: list[Path], spec: dict) ->
             path = next(self.paths, None)
             if path is None:
                 return None
-            image = decode_image(path)
-            size = input_size(*image.shape[:2], spec["long_side"], spec["size_multiple"])
-            return {"image": to_input(image, size, spec["mean"], spec["std"])[None]}
+            return {"image": model_input(decode_image(path), spec)}
 
     prepared = out.with_name(out.name + ".pre.onnx")
     try:
@@ -65,21 +69,18 @@ def quantize_onnx(fp32: Path, out: Path, calibration: list[Path], spec: dict) ->
         prepared.unlink(missing_ok=True)
 
 
-def compare_on_val(models: dict[str, Path], card: dict, data_dir: Path, val_percent: float,
+def compare_on_val(models: dict[str, Path], card: dict, folder: DatasetFolder, val: list[Sample],
                    progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
-    """Val-split scores of each ONNX file at native size, and its label agreement with the first;
-    progress(done, total) after each photo."""
+    """Scores of each ONNX file on the `val` samples of `folder` at native size, and its label agreement
+    with the first; progress(done, total) after each photo."""
     taxonomy = Taxonomy.from_dict(card["taxonomy"], origin="card.json")
-    spec, names = card["input"], taxonomy.names
-    folder = scan_dataset(data_dir)
-    val = folder.split(val_percent)[1]
+    names = taxonomy.names
     sessions = {name: _session(path) for name, path in models.items()}
     conf = {name: np.zeros((len(names), len(names)), dtype=np.int64) for name in models}
     agree = dict.fromkeys(models, 0)
     pixels, first = 0, next(iter(models))
     for done, (_, image, mask) in enumerate(load_samples(folder, val, taxonomy), 1):
-        size = input_size(*image.shape[:2], spec["long_side"], spec["size_multiple"])
-        x = to_input(image, size, spec["mean"], spec["std"])[None]
+        x = model_input(image, card["input"])
         labels = {name: logits_to_labels(s.run(None, {"image": x})[0][0], image.shape[:2])[0]
                   for name, s in sessions.items()}
         pixels += mask.size
@@ -117,8 +118,8 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
     with staged_model_dir(out_dir) as tmp:
         quantize_onnx(model_dir / "model.onnx", tmp / "model.onnx", photos, card["input"])
         shutil.copy2(model_dir / "weights.safetensors", tmp / "weights.safetensors")
-        result = compare_on_val({"fp32": model_dir / "model.onnx", "int8": tmp / "model.onnx"}, card, data_dir,
-                                val_percent, progress)
+        result = compare_on_val({"fp32": model_dir / "model.onnx", "int8": tmp / "model.onnx"}, card, folder, val,
+                                progress)
         drop = result["fp32"]["miou"] - result["int8"]["miou"]
         agreement = result["int8"]["agreement_with_fp32"]
         if drop > max_miou_drop or agreement < MIN_AGREEMENT:
