@@ -57,8 +57,13 @@ def _bad_cases(photo_bytes: bytes, server: str) -> dict:
         "oversized_upload": (up(b"\xff" * (20 * 1024 * 1024 + 10)), 413, "limit"),
         "no_image_field": ({"files": {"picture": ("x.jpg", photo_bytes, "image/jpeg")}}, 400, "'image'"),
         "text_field_not_file": ({"data": {"image": "abc"}, "files": {"other": ("a", b"1")}}, 400, "file upload"),
-        "wrong_content_type": ({"content": photo_bytes, "headers": {"content-type": "image/jpeg"}}, 415,
+        "wrong_content_type": ({"content": photo_bytes, "headers": {"content-type": "text/plain"}}, 415,
                                "multipart/form-data"),
+        "empty_raw_body": ({"content": b"", "headers": {"content-type": "image/jpeg"}}, 400, "empty"),
+        "raw_body_not_an_image": ({"content": b"GIF89a but not really", "headers": {"content-type": "image/gif"}},
+                                  400, "not a readable image"),
+        "oversized_raw_body": ({"content": b"\xff" * (20 * 1024 * 1024 + 10),
+                                "headers": {"content-type": "application/octet-stream"}}, 413, "limit"),
         "no_content_type": ({"content": b"abc"}, 415, "content type"),
         "empty_json_body": ({"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty"),
         "invalid_json": ({"content": b"{oops", "headers": {"content-type": "application/json"}}, 400, "JSON"),
@@ -80,7 +85,7 @@ def _bad_cases(photo_bytes: bytes, server: str) -> dict:
 
 BAD = ["not_an_image", "empty_file", "truncated_jpeg", "truncated_png", "decompression_bomb", "one_pixel",
        "zero_size", "unknown_format", "oversized_upload", "no_image_field", "text_field_not_file",
-       "wrong_content_type", "no_content_type", "empty_json_body", "invalid_json", "json_without_image",
+       "wrong_content_type", "empty_raw_body", "raw_body_not_an_image", "oversized_raw_body", "no_content_type", "empty_json_body", "invalid_json", "json_without_image",
        "json_both_sources", "json_unknown_field", "json_unknown_format", "bad_base64", "url_host_not_allowed",
        "url_redirects_elsewhere", "url_body_too_large", "url_not_found", "url_not_an_image", "url_bad_scheme"]
 

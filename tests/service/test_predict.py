@@ -75,12 +75,20 @@ def test_formats_default_to_none_and_accept_a_json_list(client, photo_bytes):
     assert r.json()["formats"] == ["coco_rle"] and "confidence_png" in r.json()
 
 
-def test_upload_base64_and_url_give_the_same_masks(client, photo_bytes, image_server):
+def test_upload_raw_body_base64_and_url_give_the_same_masks(client, photo_bytes, image_server):
     def classes(r):
         assert r.status_code == 200, r.text
         return [(c["id"], c["area"]) for c in r.json()["classes"]]
 
     upload = classes(post_image(client, photo_bytes))
+    # The bytes as the body (curl --data-binary); the declared type need not match what the bytes are.
+    for ctype in ("image/jpeg", "image/png", "application/octet-stream"):
+        raw = client.post("/v1/predict", content=photo_bytes, headers={"content-type": ctype},
+                          params={"formats": "png"})
+        assert classes(raw) == upload and raw.json()["formats"] == ["png"]
+    mask = client.post("/v1/predict/mask.png", content=photo_bytes, headers={"content-type": "image/jpeg"})
+    np.testing.assert_array_equal(png_array(mask.content),
+                                  png_array(post_image(client, photo_bytes, path="/v1/predict/mask.png").content))
     b64 = base64.b64encode(photo_bytes).decode()
     assert classes(client.post("/v1/predict", json={"image_base64": b64})) == upload
     assert classes(client.post("/v1/predict", json={"image_base64": "data:image/jpeg;base64," + b64})) == upload

@@ -1,7 +1,7 @@
 """POST /v1/predict (JSON answer), /v1/predict/mask.png (label map) and /v1/predict/overlay.png (preview).
 
-Each takes a multipart upload (field `image`) or JSON with image_base64 or image_url. Decoding and
-encoding run in the threadpool and the model on the engine's worker, so the event loop only awaits.
+Each takes a multipart upload (field `image`), the image itself as the body, or JSON with image_base64
+or image_url. Decoding and encoding run in the threadpool and the model on the engine's worker.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
         "image": {"type": "string", "format": "binary"},
         "formats": {"type": "string"}, "confidence_map": {"type": "boolean"},
         "left_right": {"type": "boolean", "description": LEFT_RIGHT_DOC}}}},
+    **{ctype: {"schema": {"type": "string", "format": "binary"}} for ctype in ("image/*", "application/octet-stream")},
     "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}}
 _PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 FormatsQuery = Annotated[str | None, Query(description=f"comma list of: {', '.join(sorted(FORMATS))}")]
@@ -46,8 +47,15 @@ _FLAGS = ("confidence_map", "left_right")
 
 
 async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, Any]]:
-    """(image bytes, a name for messages, options found in the body) from multipart or JSON."""
+    """(image bytes, a name for messages, options found in the body) from multipart, a raw image body or
+    JSON."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype.startswith("image/") or ctype == "application/octet-stream":
+        # `curl --data-binary @photo.jpg`: the body is the file; what it is comes from its bytes, not the header.
+        data = await request.body()
+        if not data:
+            raise HTTPException(400, f"empty request body; send the image's bytes as the {ctype} body")
+        return data, "request body", {}
     if ctype == "multipart/form-data":
         form = await read_form(request, max_files=1, max_fields=10)
         upload = form.get("image")
@@ -78,7 +86,8 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
             return await fetch_url(req.image_url, settings), req.image_url, options
         return decode_base64(req.image_base64, settings), "image_base64", options
     raise HTTPException(415, f"unsupported content type {ctype or '(none)'!r}: send multipart/form-data with a "
-                             "file field 'image', or application/json with image_base64 or image_url")
+                             "file field 'image', the image as an image/* or application/octet-stream body, "
+                             "or application/json with image_base64 or image_url")
 
 
 def _formats(value) -> list[str]:
