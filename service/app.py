@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service.api.limits import BodySizeLimit
+from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
 from service.api.routes import batches, corrections, health, jobs as jobs_route, models, predict
+from service.api.routes.predict import MASK_HEADERS
 from service.api.routes import qa as qa_route, worklist_review, worklists
 from service.api.routes import labelstudio as labelstudio_route
 from service.api.routes import metrics as metrics_route
@@ -125,6 +127,14 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     # the body before anything inside reads it.
     app.add_middleware(BodySizeLimit, limit_for=body_limit)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        # Outside the size limit and auth, so a browser's preflight gets its answer; tokens travel in
+        # Authorization or X-API-Token headers, not cookies, so no credentials mode.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=[REQUEST_ID, "Retry-After", *MASK_HEADERS])
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, even a 413 or a preflight, has an id
 
     _document_manual_bodies(app)
 
@@ -136,7 +146,10 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A bug, not bad input (bad input is a 4xx before this): log it in full, answer in JSON.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
+        # This answer is sent outside the middleware stack, so the id header is added here.
+        rid = getattr(request.state, "request_id", "-")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, rid)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); request id {rid}"},
+                            status_code=500, headers={REQUEST_ID: rid})
 
     return app

@@ -170,7 +170,7 @@ def serve(
     backend: Annotated[Optional[str], typer.Option(help="auto, onnx or torch")] = None,
     threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
     settings_file: Annotated[Optional[Path], typer.Option(help="YAML/JSON settings (env vars win)")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[str, typer.Option(help="log level of uvicorn and the service")] = "info",
 ) -> None:
     """Run the HTTP service (docs at /docs, metrics at /metrics) and a job worker (TAILOR_START_WORKER)."""
     if settings_file is not None:
@@ -179,6 +179,11 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.logs import LEVELS, configure_logging
+
+    if log_level.lower() not in LEVELS:
+        fail(f"--log-level {log_level!r}: use one of {', '.join(LEVELS)}")
+    configure_logging(log_level)
 
     # One worker process: the model lives in it once; concurrency comes from the engine, not forks.
     # Jobs (retraining above all) run in a separate `tailor worker` child, never in the server process.
@@ -193,7 +198,7 @@ def serve(
         # uvicorn re-raises the SIGTERM it shut down on; as an exception it lets `finally` stop the worker.
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level.lower())
     finally:
         if supervisor is not None:
             supervisor.stop()

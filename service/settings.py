@@ -6,6 +6,7 @@ an unknown backend) stops startup with a message naming the setting instead of f
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     # Where it listens.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # Browser pages on these origins may call the API (CORS); none by default. "*" allows any origin.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         description="origins like https://tool.example.com")
 
     # Input limits: each is enforced before the expensive step it protects.
     max_upload_bytes: int = Field(20 * MiB, ge=1024, description="largest image file accepted (bytes)")
@@ -156,7 +160,7 @@ class Settings(BaseSettings):
             raise ValueError(f"labelstudio_label_map: labels {dupes} are given to more than one class")
         return {k.strip(): v.strip() for k, v in mapping.items()}
 
-    @field_validator("api_tokens", "allowed_url_hosts", "promotion_guarded_classes", mode="before")
+    @field_validator("api_tokens", "allowed_url_hosts", "promotion_guarded_classes", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         # From the environment a list is a comma list ("a.com,b.org") or a JSON list.
@@ -186,6 +190,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"allowed_url_hosts: {h!r} is not a bare host name (no scheme, path or wildcard)")
             cleaned.append(h)
         return cleaned
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for o in origins:
+            # An origin is scheme://host[:port]; a path or trailing slash would never match a browser's Origin.
+            if o != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", o):
+                raise ValueError(f"cors_origins: {o!r} is not an origin like https://tool.example.com or *")
+        return origins
 
     @field_validator("model_dir")
     @classmethod

@@ -185,6 +185,9 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
     return await _predict(request, settings, engine, render)
 
 
+MASK_HEADERS = ("X-Model-Version", "X-Difficulty", "X-Input-Size", "X-Taxonomy", "X-Class-Names")
+
+
 def _headers(pred, taxonomy) -> dict[str, str]:
     return {"X-Model-Version": pred.model_version, "X-Difficulty": f"{pred.difficulty:.4f}",
             "X-Input-Size": f"{pred.input_size[1]}x{pred.input_size[0]}", "X-Taxonomy": taxonomy.tag,
