@@ -5,14 +5,19 @@ after traffic, /metrics must show request counts and latency by route template, 
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import make_settings, post_image
+from conftest import REPO, make_settings, post_image
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.inference.backends import nvidia_driver_present
 
 
 def test_live_and_ready_once_started(client, predictor):
@@ -62,3 +67,24 @@ def test_metrics_count_requests_by_route_and_observe_inference(client, photo_byt
     # Route templates, not raw paths: ids must not explode the label set.
     client.get("/v1/batches/0123456789abcdef0123456789abcdef")
     assert 'route="/v1/batches/{job_id}"' in client.get("/metrics").text
+
+
+@pytest.mark.skipif(nvidia_driver_present(), reason="an NVIDIA driver is here: auto may rightly load torch")
+def test_serving_on_cpu_never_imports_torch(tmp_path, photo_bytes):
+    """With the default backend ("auto") and no GPU driver, the server starts and predicts on ONNX Runtime
+    without importing torch (over a second of startup and ~480 MB), even where torch is installed."""
+    script = f"""
+import sys
+from fastapi.testclient import TestClient
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import make_settings
+from service.app import create_app
+with TestClient(create_app(make_settings(__import__("pathlib").Path({str(tmp_path)!r}), backend="auto"))) as c:
+    r = c.post("/v1/predict", files={{"image": ("p.jpg", open({str(tmp_path / "p.jpg")!r}, "rb").read())}})
+    print(r.status_code, c.get("/v1/models/current").json()["backend"], "torch" in sys.modules)
+"""
+    (tmp_path / "p.jpg").write_bytes(photo_bytes)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=REPO, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-3:] == ["200", "onnx", "False"], out.stdout
