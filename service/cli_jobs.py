@@ -23,11 +23,11 @@ def worker(
     """Claim and run jobs from the queue until stopped (`tailor serve` starts one of these itself)."""
     import logging
     import os
-    import signal
+    import threading
 
     from service.cli import _settings, fail
     from service.store.db import store_from_settings
-    from service.worker import Worker, WorkerStopping
+    from service.worker import Worker, WorkerStopping, stop_on_signals
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-start migration chatter is not news
@@ -35,10 +35,8 @@ def worker(
     if settings.worker_nice:
         os.nice(settings.worker_nice)  # training must not starve the server's requests of CPU
 
-    def stop(signum, _frame):
-        raise WorkerStopping(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stop = threading.Event()
+    restore_signals = stop_on_signals(stop)
     if parent is not None:
         _watch_parent(parent)
     try:
@@ -47,14 +45,13 @@ def worker(
         except Exception as exc:
             fail(f"cannot open the database: {exc}")
         try:
-            Worker(store, settings, worker_id).run_forever(idle_exit=once)
+            Worker(store, settings, worker_id).run_forever(stop, idle_exit=once)
         finally:
             store.close()
     except WorkerStopping as exc:
         logging.getLogger("tailor.worker").info("stopping on %s", exc)
     finally:
-        for sig, handler in previous.items():  # when run in-process (tests), leave signals as they were
-            signal.signal(sig, handler)
+        restore_signals()  # when run in-process (tests), leave signals as they were
 
 
 def _watch_parent(parent: int, every_s: float = 1.0) -> None:

@@ -31,6 +31,29 @@ class WorkerStopping(BaseException):
     """Raised in the worker's main thread by SIGTERM/SIGINT: give the job back and exit."""
 
 
+def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop` and raise WorkerStopping in the main thread; returns a function that
+    puts the previous handlers back.
+
+    The exception can land anywhere, even inside a C extension that turns it into its own error (an
+    `import onnxruntime` under way fails with "ImportError: initialization failed"); the event is what
+    the worker trusts: a job that fails while it is set was stopped, not broken (Worker._run).
+    """
+    import signal
+
+    def handler(signum, _frame):
+        stop.set()
+        raise WorkerStopping(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -80,6 +103,7 @@ class Worker:
         self.store, self.settings = store, settings
         self.id = worker_id or new_worker_id()
         self.handlers = handlers if handlers is not None else default_handlers()
+        self.stop = threading.Event()  # set by stop_on_signals (through run_forever's `stop`)
 
     def recover(self) -> list[tuple[int, str]]:
         with self.store.session() as s:
@@ -100,7 +124,7 @@ class Worker:
         return job.id
 
     def run_forever(self, stop: threading.Event | None = None, idle_exit: bool = False) -> None:
-        stop = stop or threading.Event()
+        stop = self.stop = stop or self.stop
         log.info("worker %s polling every %.1f s", self.id, self.settings.worker_poll_s)
         while not stop.is_set():
             if self.run_once() is None:
@@ -121,6 +145,11 @@ class Worker:
                 if state == "lost":
                     return
 
+    def _give_back(self, job) -> None:
+        with self.store.session() as s:
+            queue.release(s, job.id, self.id, f"worker {self.id} stopped; requeued")
+        log.info("job %s given back to the queue", job.id)
+
     def _run(self, job) -> None:
         ctx = JobContext(job, self.store, self.settings, self.id)
         done = threading.Event()
@@ -138,11 +167,13 @@ class Worker:
             log.warning("%s; its result is dropped", exc)
             return
         except WorkerStopping:
-            with self.store.session() as s:
-                queue.release(s, job.id, self.id, f"worker {self.id} stopped; requeued")
-            log.info("job %s given back to the queue", job.id)
+            self._give_back(job)
             raise
         except Exception as exc:
+            if self.stop.is_set():  # the stop signal, disguised by whatever it interrupted
+                log.info("job %s interrupted by the stop signal (%s: %s)", job.id, type(exc).__name__, exc)
+                self._give_back(job)
+                raise WorkerStopping("stop signal during the job") from exc
             log.exception("job %s failed", job.id)
             kwargs = {"error": f"{type(exc).__name__}: {exc}"}
         finally:

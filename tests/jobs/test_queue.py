@@ -154,3 +154,41 @@ def test_retrain_requests_coalesce(store):
         assert created and second.id != first.id
         # The every-N trigger waits while any retrain is queued or running.
         assert queue.maybe_trigger_retrain(s, every=1) is None
+
+
+@pytest.mark.parametrize("disguised", [False, True])
+def test_a_stop_signal_gives_the_job_back_even_inside_an_extension(store, settings, disguised):
+    """SIGTERM mid-job: the job goes back to the queue (attempt not counted) and the worker stops, also
+    when the signal lands inside C code that reports it as its own error, as onnxruntime's import
+    does ("ImportError: initialization failed", the WorkerStopping as its cause)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from service.worker import WorkerStopping, stop_on_signals
+
+    def interrupted(ctx):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except BaseException as exc:
+            if disguised:
+                raise ImportError("initialization failed") from exc
+            raise
+        raise AssertionError("not reached")
+
+    with store.session() as s:
+        job = queue.enqueue(s, "batch_predict", {"folder": "x"}, max_attempts=1)
+    before = signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+    restore = stop_on_signals(stop)
+    try:
+        with pytest.raises(WorkerStopping):
+            Worker(store, settings, "w", handlers={"batch_predict": interrupted}).run_forever(stop, idle_exit=True)
+    finally:
+        restore()
+    assert stop.is_set() and signal.getsignal(signal.SIGTERM) is before
+    with store.session() as s:
+        back = queue.get_job(s, job.id)
+    assert back.status == "queued" and back.attempts == 0 and "stopped" in back.error

@@ -19,6 +19,9 @@ from tests.jobs.conftest import DEFAULT_MODEL, REPO, job_settings, seed_model
 CCP = REPO.parent / "shared" / "data" / "ccp"
 
 
+PHOTOS = 40  # a job of a few seconds: surely seen running and heartbeating before it is stopped
+
+
 def wait_for(predicate, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -33,7 +36,7 @@ def photo_root(tmp_path):
     """A batch_root with one folder of full-size photos: long enough a job to be killed in the middle of."""
     root = tmp_path / "batch_root"
     (root / "shoot").mkdir(parents=True)
-    for p in sorted((CCP / "images").glob("*.jpg"))[:10]:
+    for p in sorted((CCP / "images").glob("*.jpg"))[:PHOTOS]:
         (root / "shoot" / p.name).write_bytes(p.read_bytes())
     return root
 
@@ -72,7 +75,7 @@ def test_killed_worker_job_is_requeued_or_failed(tmp_path, photo_root):
         # ...and the third worker finishes it on its second attempt.
         done = wait_for(lambda: _job(store, twice).status in queue.FINAL and _job(store, twice), 180)
         assert done and done.status == "succeeded", (done.status, done.error)
-        assert done.attempts == 2 and done.result["written"] == 10 and sup.restarts == 2
+        assert done.attempts == 2 and done.result["written"] == PHOTOS and sup.restarts == 2
         assert (settings.work_dir / f"predictions-{twice}" / "coco.json").is_file()
         with store.session() as s:
             assert queue.list_jobs(s, status="running")[1] == 0  # nothing is left "running"
