@@ -1,7 +1,8 @@
 """The inference engine the HTTP app and batch jobs share: one predictor, one batcher, a bound on work.
 
-It caps huge photos (downscale to max_side before the model, masks back at full size), runs every
-model call on the batcher's worker thread so no event loop ever blocks, and counts requests in flight.
+It caps huge photos (downscale to max_side before the model, masks back at full size), takes photos
+decoded at reduced size along with their full size, runs every model call on the batcher's worker
+thread so no event loop ever blocks, and counts requests in flight.
 Pre- and post-processing run in the callers' threads: only the model call is serialised.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Saturated(RuntimeError):
 class _Job:
     predictor: Predictor          # read once per request: preprocessing, model and labels all use it
     input: np.ndarray             # (3, h, w) model input
-    shape: tuple[int, int]        # (H, W) of the photo the model input was made from (maybe downscaled)
+    shape: tuple[int, int]        # (H, W) the logits are upsampled to: out_shape, or under max_side
     out_shape: tuple[int, int]    # (H, W) the masks must come back at
     preprocess_ms: float
 
@@ -76,17 +77,16 @@ class Engine:
     # Split in three so that on CPU the post-processing and encoding of one request overlap the
     # model call of the next: only _run is serialised (the model already uses every core), the rest
     # runs in the requesting threads.
-    def _prepare(self, image: np.ndarray) -> _Job:
+    def _prepare(self, image: np.ndarray, shape: tuple[int, int] | None) -> _Job:
         t0 = time.perf_counter()
         predictor = self.predictor
-        h, w = image.shape[:2]
+        out_shape = tuple(shape or image.shape[:2])
         cap = self.settings.max_side
-        if max(h, w) > cap:
-            scale = cap / max(h, w)
-            image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-        x = predictor.preprocess(image)
-        return _Job(predictor, x, image.shape[:2], (h, w), (time.perf_counter() - t0) * 1000)
+        if max(image.shape[:2]) > cap:
+            image = cv2.resize(image, _capped(image.shape[:2], cap)[::-1], interpolation=cv2.INTER_AREA)
+        # The size rule is applied to the photo's own size, whatever size its pixels were decoded at.
+        x = predictor.preprocess(image, predictor.size_for(*_capped(out_shape, cap)))
+        return _Job(predictor, x, _capped(out_shape, cap), out_shape, (time.perf_counter() - t0) * 1000)
 
     def _run(self, jobs: list[_Job]) -> list[tuple[np.ndarray, int, float]]:
         """On the batcher's worker: one model call for jobs that share model and input size."""
@@ -123,16 +123,17 @@ class Engine:
             self.metrics.queue_depth.set(self.batcher.depth)
         return future
 
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Blocking; for worker threads (request handlers' threads, batch jobs, the CLI)."""
+    def predict(self, image: np.ndarray, shape: tuple[int, int] | None = None) -> Prediction:
+        """Blocking; for worker threads (request handlers' threads, batch jobs, the CLI). `shape`: the
+        photo's (H, W) when `image` was decoded smaller (decode_image_for); masks come back at it."""
         t0 = time.perf_counter()
-        job = self._prepare(image)
+        job = self._prepare(image, shape)
         return self._finish(job, self._submit(job).result(), t0)
 
-    async def predict_async(self, image: np.ndarray) -> Prediction:
+    async def predict_async(self, image: np.ndarray, shape: tuple[int, int] | None = None) -> Prediction:
         """For request handlers: the event loop only awaits; preprocessing, model and labels run elsewhere."""
         t0 = time.perf_counter()
-        job = await asyncio.to_thread(self._prepare, image)
+        job = await asyncio.to_thread(self._prepare, image, shape)
         ran = await asyncio.wrap_future(self._submit(job))
         return await asyncio.to_thread(self._finish, job, ran, t0)
 
@@ -145,3 +146,12 @@ class Engine:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def _capped(shape: tuple[int, int], cap: int) -> tuple[int, int]:
+    """(H, W) scaled down so that the longer side is at most `cap`."""
+    h, w = shape
+    if max(h, w) <= cap:
+        return (h, w)
+    scale = cap / max(h, w)
+    return (max(1, round(h * scale)), max(1, round(w * scale)))

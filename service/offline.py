@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.api.inputs import InputError, decode_bytes
+from service.api.inputs import InputError, decode_upload
 from service.engine import Engine
 from service.formats import png as png_format
 from service.jobs import IMAGE_SUFFIXES, write_atomic
@@ -74,8 +74,8 @@ def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
         """(mask name, COCO image entry, its annotations, class summaries), or why the photo was skipped."""
         path, stem = item
         try:
-            image = decode_bytes(path.read_bytes(), str(path), engine.settings)
-            pred = engine.predict(image)
+            image, shape = decode_upload(path.read_bytes(), str(path), engine.settings, engine.predictor.size_for)
+            pred = engine.predict(image, shape)
         except InputError as exc:
             return str(exc.detail)
         except OSError as exc:

@@ -6,6 +6,7 @@ colour space by each of them. Light module: Pillow, simplejpeg and numpy only (n
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,7 @@ def decode_image(data: bytes | Path | str, origin: str | None = None, max_pixels
     animated image the first frame is used. `max_pixels` is checked before any pixel is decoded.
     """
     origin = origin or (str(data) if isinstance(data, (str, Path)) else "image")
-    if not isinstance(data, bytes):
-        try:
-            data = Path(data).read_bytes()
-        except OSError as exc:
-            raise ImageDecodeError(f"{origin}: cannot open ({exc.strerror or exc})") from None
+    data = _read(data, origin)
     with io.BytesIO(data) as src:
         try:
             img = Image.open(src)
@@ -50,6 +47,65 @@ def decode_image(data: bytes | Path | str, origin: str | None = None, max_pixels
             raise
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageDecodeError(f"{origin}: not a readable image ({exc})") from None
+
+
+def decode_image_for(data: bytes | Path | str, size_for: Callable[[int, int], tuple[int, int]],
+                     origin: str | None = None, max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """(pixels, (H, W) as displayed) of a photo that will be scaled to `size_for(H, W)` and no larger.
+
+    A JPEG at least twice that size on both sides is decoded at 1/2, 1/4 or 1/8 scale, the most that
+    still leaves it at least `size_for(H, W)`: libjpeg skips the detail the resize would average away
+    (a 12-megapixel phone photo: 25 + 38 ms of decoding and resizing become 11 + 2). The pixels are then
+    smaller than (H, W); masks are still made at (H, W). Anything else is decode_image's full decode.
+    """
+    origin = origin or (str(data) if isinstance(data, (str, Path)) else "image")
+    data = _read(data, origin)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
+            fmt, mode = img.format, img.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        turned, fmt, mode = False, None, None  # decode_image reports it
+    shown = (w, h) if turned else (h, w)
+    factor = 1
+    if fmt == "JPEG" and mode in ("RGB", "L") and (max_pixels is None or w * h <= max_pixels) and min(w, h) > 0:
+        need_h, need_w = size_for(*shown)
+        if turned:
+            need_h, need_w = need_w, need_h
+        factor = next((k for k in (8, 4, 2) if h // k >= need_h and w // k >= need_w), 1)
+    if factor > 1:
+        small = _reduced_jpeg(data, factor, w, h)
+        if small is not None:
+            return small, shown
+    image = decode_image(data, origin, max_pixels)
+    return image, image.shape[:2]
+
+
+def _reduced_jpeg(data: bytes, factor: int, w: int, h: int) -> np.ndarray | None:
+    """An RGB/greyscale JPEG decoded at 1/factor, upright; None when libjpeg objects to anything."""
+    size = (-(-h // factor), -(-w // factor))
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.getexif().get(0x0112, 1) == 1:
+                arr = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True, min_height=size[0], min_width=size[1])
+                return arr if arr.shape[:2] == size else None
+            img.draft("RGB", (size[1], size[0]))  # Pillow's way to the same DCT scaling, for turned photos
+            if img.size != (size[1], size[0]):
+                return None
+            img.load()
+            return _to_rgb(ImageOps.exif_transpose(img))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return None
+
+
+def _read(data: bytes | Path | str, origin: str) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    try:
+        return Path(data).read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{origin}: cannot open ({exc.strerror or exc})") from None
 
 
 def _plain_jpeg(img: Image.Image, data: bytes) -> np.ndarray | None:

@@ -9,6 +9,7 @@ import base64
 import binascii
 import io
 import re
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -16,7 +17,7 @@ from fastapi import HTTPException
 from PIL import Image
 
 from service.settings import Settings
-from training.images import ImageDecodeError, decode_image
+from training.images import ImageDecodeError, decode_image, decode_image_for
 
 
 class InputError(HTTPException):
@@ -40,7 +41,14 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
 
 
 def decode_bytes(data: bytes, name: str, settings: Settings) -> np.ndarray:
-    """Bytes -> upright RGB uint8, or a 4xx. Blocking (decoding is CPU work): call it in a thread."""
+    """Bytes -> upright RGB uint8 at full size, or a 4xx. Blocking (decoding is CPU work): call it in a thread."""
+    return decode_upload(data, name, settings)[0]
+
+
+def decode_upload(data: bytes, name: str, settings: Settings,
+                  size_for: Callable[[int, int], tuple[int, int]] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Bytes -> (upright RGB uint8, the photo's displayed (H, W)), or a 4xx. With `size_for` (the model's
+    size rule) a large JPEG is decoded only as large as the model needs (decode_image_for)."""
     if not data:
         raise InputError(400, f"{name}: empty file (0 bytes)")
     if len(data) > settings.max_upload_bytes:
@@ -53,17 +61,21 @@ def decode_bytes(data: bytes, name: str, settings: Settings) -> np.ndarray:
             raise InputError(413, f"{name}: image is {w}x{h} = {w * h} pixels, above the limit of "
                                      f"{settings.max_pixels} (max_pixels)")
     try:
-        image = decode_image(data, origin=name, max_pixels=settings.max_pixels)
+        if size_for is None:
+            image = decode_image(data, origin=name, max_pixels=settings.max_pixels)
+            shape = image.shape[:2]
+        else:
+            image, shape = decode_image_for(data, size_for, origin=name, max_pixels=settings.max_pixels)
     except ImageDecodeError as exc:
         # Pillow names the in-memory buffer ("<_io.BytesIO object at 0x...>"): noise to a client.
         raise InputError(400, _BUFFER_REPR.sub("", str(exc))) from None
     except Exception as exc:  # a corrupt file can trip odd errors deep in a codec; still the client's input
         raise InputError(400, f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
-    h, w = image.shape[:2]
+    h, w = shape
     if min(h, w) < settings.min_side:
         raise InputError(400, f"{name}: image is {w}x{h}, smaller than the minimum side of "
                                  f"{settings.min_side} px (min_side)")
-    return image
+    return image, (int(h), int(w))
 
 
 def decode_base64(text: str, settings: Settings) -> bytes:

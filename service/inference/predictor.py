@@ -50,8 +50,9 @@ class Predictor:
     def size_for(self, height: int, width: int) -> tuple[int, int]:
         return input_size(height, width, self.long_side, self.multiple)
 
-    def preprocess(self, image: np.ndarray) -> np.ndarray:
-        return to_input(image, self.size_for(*image.shape[:2]), self.mean, self.std)
+    def preprocess(self, image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """(3, h, w) model input; `size` (h, w) defaults to the size rule applied to the image's own size."""
+        return to_input(image, size or self.size_for(*image.shape[:2]), self.mean, self.std)
 
     def predict(self, image: np.ndarray) -> Prediction:
         return self.predict_many([image])[0]

@@ -121,3 +121,29 @@ def test_max_side_caps_the_work_but_masks_keep_the_full_size(tmp_path, predictor
     direct = predictor.predict(image)
     assert capped.input_size == direct.input_size  # the size rule is applied to the capped photo
     assert (capped.labels == direct.labels).mean() > 0.9
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_phone_sized_jpeg_is_decoded_small_and_answered_at_full_size(client, predictor, photos, orientation):
+    """A JPEG four times the CCP size is decoded at 1/4 scale (all the model needs); the masks still come
+    at its full displayed size and agree with those predicted from the fully decoded photo."""
+    import io
+
+    from PIL import Image
+
+    up = Image.open(photos[1]).convert("RGB")
+    up = up.resize((up.width * 4, up.height * 4), Image.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    (up if orientation == 1 else up.transpose(Image.Transpose.ROTATE_90)).save(buf, "JPEG", quality=92, exif=exif)
+    data = buf.getvalue()
+    r = client.post("/v1/predict/mask.png", content=data, headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    mask = png_array(r.content)
+    assert mask.shape == (up.height, up.width)
+    full = predictor.predict(decode_image(data))  # the same photo decoded whole
+    assert full.labels.shape == mask.shape
+    assert (full.labels == mask).mean() > 0.99
+    answer = client.post("/v1/predict", content=data, headers={"content-type": "image/jpeg"}).json()
+    assert (answer["height"], answer["width"]) == mask.shape and answer["input_size"]["height"] == 448

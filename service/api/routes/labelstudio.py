@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import EngineDep, SettingsDep
-from service.api.inputs import decode_bytes
+from service.api.inputs import decode_bytes, decode_upload
 from service.api.routes import API_PREFIX
 from service.inference.batcher import BatcherClosed
 from service.integrations.labelstudio import (
@@ -129,8 +129,8 @@ async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections
                 raise ImageUnavailable("the task is not a JSON object")
             ref = task_image_ref(task, config)
             data = await conns.fetch_image(ref, conn)
-            image = await run_in_threadpool(decode_bytes, data, ref, settings)
-            pred = await engine.predict_async(image)
+            image, shape = await run_in_threadpool(decode_upload, data, ref, settings, engine.predictor.size_for)
+            pred = await engine.predict_async(image, shape)
         except BatcherClosed:
             raise
         except (ImageUnavailable, ValueError, HTTPException) as exc:

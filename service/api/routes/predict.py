@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.deps import EngineDep, PredictSlot, SettingsDep
-from service.api.inputs import decode_base64, decode_bytes, fetch_url, read_form
+from service.api.inputs import decode_base64, decode_upload, fetch_url, read_form
 from service.api.routes import API_PREFIX
 from service.api.schemas import PredictRequest, PredictResponse
 from service.formats import png as png_format
@@ -97,9 +97,11 @@ def _formats(value) -> list[str]:
         raise HTTPException(422, str(exc)) from None
 
 
-async def _predict(request: Request, settings, engine, finish: Callable[[Any, Any, dict], Any], check=None) -> Any:
+async def _predict(request: Request, settings, engine, finish: Callable[[Any, Any, dict], Any], check=None,
+                   full_pixels: bool = False) -> Any:
     """Read the upload here, then decode, predict and finish(image, prediction, options) in one worker
-    thread: one hand-off from the event loop per request instead of one per stage."""
+    thread: one hand-off from the event loop per request instead of one per stage. Unless finish needs
+    the photo's `full_pixels`, a large JPEG is decoded only as large as the model needs."""
     t0 = time.perf_counter()
     data, name, options = await read_input(request, settings)
     if check is not None:
@@ -107,9 +109,9 @@ async def _predict(request: Request, settings, engine, finish: Callable[[Any, An
     t1 = time.perf_counter()
 
     def work() -> Any:
-        image = decode_bytes(data, name, settings)
+        image, shape = decode_upload(data, name, settings, None if full_pixels else engine.predictor.size_for)
         t2 = time.perf_counter()
-        pred = engine.predict(image)  # the model itself runs on the engine's worker (GPU batches form there)
+        pred = engine.predict(image, shape)  # the model itself runs on the engine's worker (GPU batches form there)
         # "batch" is a count (how many images shared the model call), not a time; metrics record it.
         pred.timings_ms = {"read": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000,
                            **{k: v for k, v in pred.timings_ms.items() if k != "batch"}}
@@ -182,7 +184,7 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
         return Response(encode_png(png_format.overlay(image, labels, taxonomy.palette(), alpha)),
                         media_type="image/png", headers=_headers(pred, taxonomy))
 
-    return await _predict(request, settings, engine, render)
+    return await _predict(request, settings, engine, render, full_pixels=True)
 
 
 MASK_HEADERS = ("X-Model-Version", "X-Difficulty", "X-Input-Size", "X-Taxonomy", "X-Class-Names")
