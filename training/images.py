@@ -66,7 +66,8 @@ def decode_image_for(data: bytes | Path | str, size_for: Callable[[int, int], tu
             turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
             fmt, mode = img.format, img.mode
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        turned, fmt, mode = False, None, None  # decode_image reports it
+        w = h = 0
+        turned, fmt, mode = False, None, None  # decode_image says what is wrong with it
     shown = (w, h) if turned else (h, w)
     factor = 1
     if fmt == "JPEG" and mode in ("RGB", "L") and (max_pixels is None or w * h <= max_pixels) and min(w, h) > 0:

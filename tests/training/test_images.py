@@ -110,5 +110,7 @@ def test_photos_the_model_needs_whole_are_decoded_as_decode_image_does(ccp, tmp_
     assert np.array_equal(pixels, big) and shown == big.shape[:2]
     with pytest.raises(ImageDecodeError, match="big.jpg: image is 2200x[0-9]+ = [0-9]+ pixels, above the limit"):
         decode_image_for(_big_jpeg(ccp, 4)[0], model_size, origin="big.jpg", max_pixels=1_000_000)
+    with pytest.raises(ImageDecodeError, match="notes.txt: not a readable image"):
+        decode_image_for(b"not a photo at all", model_size, origin="notes.txt")
     with pytest.raises(ImageDecodeError, match="half.jpg: not a readable image"):
         decode_image_for(_big_jpeg(ccp, 4)[0][:20000], model_size, origin="half.jpg")
