@@ -49,12 +49,36 @@ def class_summaries(labels: np.ndarray | LabelLayers, confidence: np.ndarray, ta
     # Summed per run of equal labels, then per class: a pass over the pixels plus one over the runs,
     # twice as fast as bincount over every pixel (which widens each label and weight to 64 bits).
     starts, values = layers.row_runs
-    run_sums = np.add.reduceat(np.asarray(confidence, dtype=np.float32).ravel(), starts, dtype=np.float64)
+    run_sums = _run_sums(np.asarray(confidence, dtype=np.float32).ravel(), starts, _SUM_CHUNK)
     areas = np.bincount(values, weights=layers.run_lengths(), minlength=n)
     sums = np.bincount(values, weights=run_sums, minlength=n)
     names = taxonomy.names
     return [{"id": int(c), "name": names[c], "area": int(areas[c]), "score": round(float(sums[c] / areas[c]), 4)}
             for c in np.flatnonzero(areas[:n])]
+
+
+_SUM_CHUNK = 1 << 22  # pixels summed per pass: reduceat widens its input to float64 first (32 MB here)
+
+
+def _run_sums(values: np.ndarray, starts: np.ndarray, chunk: int) -> np.ndarray:
+    """Float64 sums of `values` over the runs beginning at `starts`, a chunk of pixels at a time, so that a
+    36-megapixel photo does not need a 290 MB float64 copy; in one pass (the same sums) up to `chunk`."""
+    if values.size <= chunk:
+        return np.add.reduceat(values, starts, dtype=np.float64)
+    ends = np.append(starts[1:], values.size)
+    out = np.empty(starts.size, dtype=np.float64)
+    i = 0
+    while i < starts.size:
+        a = starts[i]
+        j = int(np.searchsorted(ends, a + chunk, side="right"))  # runs i..j-1 end within the chunk
+        if j <= i:  # one run longer than a chunk
+            out[i] = sum(float(np.add.reduce(values[p:min(p + chunk, ends[i])], dtype=np.float64))
+                         for p in range(a, ends[i], chunk))
+            i += 1
+            continue
+        out[i:j] = np.add.reduceat(values[a:ends[j - 1]], starts[i:j] - a, dtype=np.float64)
+        i = j
+    return out
 
 
 def output_classes(labels: np.ndarray, taxonomy: Taxonomy, left_right: bool = False) -> tuple[np.ndarray, Taxonomy]:

@@ -132,3 +132,21 @@ def test_class_summaries_equal_per_pixel_sums(fashion_masks):
             inside = lm == entry["id"]
             assert entry["area"] == int(inside.sum())
             assert entry["score"] == round(float(confidence[inside].astype(np.float64).mean()), 4)
+
+
+def test_class_summaries_of_a_large_photo_sum_a_chunk_at_a_time(fashion_masks, monkeypatch):
+    """Past _SUM_CHUNK pixels the per-run sums are taken a chunk at a time (and a run longer than a chunk
+    in pieces), so a huge photo needs no float64 copy of its confidence: the same areas and scores."""
+    import service.results as results
+
+    taxonomy = load_taxonomy("fashion-13")
+    rng = np.random.default_rng(3)
+    lm = np.tile(fashion_masks[0], (2, 2))
+    lm[: lm.shape[0] // 3] = 0  # background rows: runs far longer than a chunk
+    confidence = rng.uniform(0.2, 1.0, lm.shape).astype(np.float32)
+    whole = class_summaries(lm, confidence, taxonomy)
+    monkeypatch.setattr(results, "_SUM_CHUNK", 5000)
+    assert class_summaries(LabelLayers(lm), confidence, taxonomy) == whole
+    starts = LabelLayers(lm).row_runs[0]
+    np.testing.assert_array_equal(results._run_sums(confidence.ravel(), starts, chunk=777),
+                                  np.add.reduceat(confidence.ravel(), starts, dtype=np.float64))
