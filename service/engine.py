@@ -17,6 +17,7 @@ import numpy as np
 
 from service.inference import Prediction, Predictor
 from service.inference.batcher import MicroBatcher
+from service.inference.pixel_budget import PixelBudget
 from service.settings import Settings
 
 
@@ -46,6 +47,8 @@ class Engine:
                                     on_batch=self._observe_batch)
         self._lock = threading.Lock()
         self.in_flight = 0
+        self.pixels = PixelBudget(max(1, int(settings.max_megapixels_in_flight * 1e6)),
+                                  metrics.pixels_in_flight.set if metrics else None)
 
     # -- bounded concurrency -------------------------------------------------------------------
     def try_acquire(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from fastapi import HTTPException
 
-from service.api.inputs import InputError, decode_upload
+from service.api.inputs import InputError, declared_pixels, decode_upload
 from service.formats import png as png_format
 from service.inference.batcher import BatcherClosed
 from service.results import coco_image_entry, described_classes, output_classes
@@ -250,7 +250,14 @@ class JobStore:
     def _one(self, folder: Path, job_id: str, index: int, name: str, path: Path, formats: list[str],
              left_right: bool = False) -> None:
         engine = self.engine
-        pred = engine.predict(*decode_upload(path.read_bytes(), name, engine.settings, engine.predictor.size_for))
+        data = path.read_bytes()
+        with engine.pixels.hold(declared_pixels(data, engine.settings)):
+            self._predict_one(folder, job_id, index, name, data, formats, left_right)
+
+    def _predict_one(self, folder: Path, job_id: str, index: int, name: str, data: bytes, formats: list[str],
+                     left_right: bool) -> None:
+        engine = self.engine
+        pred = engine.predict(*decode_upload(data, name, engine.settings, engine.predictor.size_for))
         labels, taxonomy = output_classes(pred.labels, pred.taxonomy or engine.predictor.taxonomy, left_right)
         classes = described_classes(labels, pred.confidence, taxonomy, formats)
         coco_image, annotations = coco_image_entry(index + 1, name, labels, pred.confidence, taxonomy,

@@ -26,6 +26,8 @@ class Metrics:
                                     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64), registry=r)
         self.in_flight = Gauge("tailor_requests_in_flight", "predict requests being processed", registry=r)
         self.queue_depth = Gauge("tailor_inference_queue_depth", "images waiting for the model", registry=r)
+        self.pixels_in_flight = Gauge("tailor_pixels_in_flight", "pixels of the photos in work (TAILOR_MAX_MEGAPIXELS_"
+                                      "IN_FLIGHT bounds them)", registry=r)
         self.rejected = Counter("tailor_rejected_total", "requests refused with 503 because the service was saturated",
                                 registry=r)
         self.jobs_images = Counter("tailor_batch_job_images_total", "images processed by batch jobs",

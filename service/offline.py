@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.api.inputs import InputError, decode_upload
+from service.api.inputs import InputError, declared_pixels, decode_upload
 from service.engine import Engine
 from service.formats import png as png_format
 from service.jobs import IMAGE_SUFFIXES, write_atomic
@@ -74,17 +74,19 @@ def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
         """(mask name, COCO image entry, its annotations, class summaries), or why the photo was skipped."""
         path, stem = item
         try:
-            image, shape = decode_upload(path.read_bytes(), str(path), engine.settings, engine.predictor.size_for)
-            pred = engine.predict(image, shape)
-        except InputError as exc:
-            return str(exc.detail)
+            data = path.read_bytes()
         except OSError as exc:
             return f"{path}: cannot read ({exc.strerror or exc})"
-        mask_name = f"masks/{stem}.png"
-        labels, _ = output_classes(pred.labels, base, left_right)
-        write_atomic(out / mask_name, png_format.encode(labels))
-        entry, anns = coco_image_entry(0, str(path), labels, pred.confidence, taxonomy, pred.difficulty)
-        return mask_name, entry, anns, class_summaries(labels, pred.confidence, taxonomy)
+        with engine.pixels.hold(declared_pixels(data, engine.settings)):
+            try:
+                pred = engine.predict(*decode_upload(data, str(path), engine.settings, engine.predictor.size_for))
+            except InputError as exc:
+                return str(exc.detail)
+            mask_name = f"masks/{stem}.png"
+            labels, _ = output_classes(pred.labels, base, left_right)
+            write_atomic(out / mask_name, png_format.encode(labels))
+            entry, anns = coco_image_entry(0, str(path), labels, pred.confidence, taxonomy, pred.difficulty)
+            return mask_name, entry, anns, class_summaries(labels, pred.confidence, taxonomy)
 
     report = OfflineReport()
     images, annotations, rows = [], [], []

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # Concurrency: refuse rather than queue beyond max_in_flight, so latency stays bounded.
     max_in_flight: int = Field(4, ge=1, le=1024, description="predict requests processed at once")
+    # Memory grows with photo size (about 15 MB per megapixel at a prediction's peak): admitted requests
+    # wait while the photos in work hold this many megapixels; a larger photo runs alone.
+    max_megapixels_in_flight: float = Field(48.0, gt=0, le=100_000, description="megapixels in work at once")
     retry_after_s: int = Field(1, ge=0, le=3600, description="Retry-After sent with a 503 when saturated")
     batch_max_size: int = Field(8, ge=1, le=256, description="GPU micro-batch: most images per model call")
     batch_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="GPU micro-batch: longest wait for company")

@@ -40,6 +40,15 @@ def _declared_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
+def declared_pixels(data: bytes, settings: Settings) -> int:
+    """Width x height from the header, what a prediction of the photo will hold in memory (engine.pixels);
+    0 for bytes that will be refused before any pixel is decoded (unreadable, or above max_pixels)."""
+    size = _declared_size(data)
+    if size is None or size[0] * size[1] > settings.max_pixels:
+        return 0
+    return size[0] * size[1]
+
+
 def decode_bytes(data: bytes, name: str, settings: Settings) -> np.ndarray:
     """Bytes -> upright RGB uint8 at full size, or a 4xx. Blocking (decoding is CPU work): call it in a thread."""
     return decode_upload(data, name, settings)[0]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import EngineDep, SettingsDep
-from service.api.inputs import decode_bytes, decode_upload
+from service.api.inputs import declared_pixels, decode_bytes, decode_upload
 from service.api.routes import API_PREFIX
 from service.inference.batcher import BatcherClosed
 from service.integrations.labelstudio import (
@@ -123,14 +123,26 @@ async def versions(engine: EngineDep) -> dict:
 async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections, engine, settings,
                         gate: asyncio.Semaphore) -> dict:
     version = engine.predictor.version
+
+    def draft(data: bytes, ref: str) -> dict:
+        # In one worker thread, holding the photo's pixels against the engine's budget throughout.
+        with engine.pixels.hold(declared_pixels(data, settings)):
+            pred = engine.predict(*decode_upload(data, ref, settings, engine.predictor.size_for))
+            taxonomy = pred.taxonomy or engine.predictor.taxonomy
+            scores = {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence, taxonomy)}
+            regions = prediction_regions(pred.labels, scores, config, taxonomy, settings.labelstudio_label_map,
+                                         settings.labelstudio_polygon_tolerance)
+        # score = mean confidence (1 - difficulty): sorting tasks by it, ascending, puts the hardest first.
+        return {"result": regions, "score": round(1.0 - float(pred.difficulty), 4),
+                "model_version": pred.model_version or version}
+
     async with gate:
         try:
             if not isinstance(task, dict):
                 raise ImageUnavailable("the task is not a JSON object")
             ref = task_image_ref(task, config)
             data = await conns.fetch_image(ref, conn)
-            image, shape = await run_in_threadpool(decode_upload, data, ref, settings, engine.predictor.size_for)
-            pred = await engine.predict_async(image, shape)
+            return await run_in_threadpool(draft, data, ref)
         except BatcherClosed:
             raise
         except (ImageUnavailable, ValueError, HTTPException) as exc:
@@ -140,13 +152,6 @@ async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections
         except Exception as exc:  # a bug must not cost the other tasks of the batch their drafts
             log.exception("LS task %s: prediction failed", task.get("id"))
             return {"result": [], "model_version": version, "error": f"internal error ({type(exc).__name__})"}
-    taxonomy = pred.taxonomy or engine.predictor.taxonomy
-    scores = {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence, taxonomy)}
-    regions = await run_in_threadpool(prediction_regions, pred.labels, scores, config, taxonomy,
-                                      settings.labelstudio_label_map, settings.labelstudio_polygon_tolerance)
-    # score = mean confidence (1 - difficulty): sorting tasks by it, ascending, puts the hardest first.
-    return {"result": regions, "score": round(1.0 - float(pred.difficulty), 4),
-            "model_version": pred.model_version or version}
 
 
 @router.post("/predict")

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.deps import EngineDep, PredictSlot, SettingsDep
-from service.api.inputs import decode_base64, decode_upload, fetch_url, read_form
+from service.api.inputs import decode_base64, declared_pixels, decode_upload, fetch_url, read_form
 from service.api.routes import API_PREFIX
 from service.api.schemas import PredictRequest, PredictResponse
 from service.formats import png as png_format
@@ -109,13 +109,17 @@ async def _predict(request: Request, settings, engine, finish: Callable[[Any, An
     t1 = time.perf_counter()
 
     def work() -> Any:
-        image, shape = decode_upload(data, name, settings, None if full_pixels else engine.predictor.size_for)
-        t2 = time.perf_counter()
-        pred = engine.predict(image, shape)  # the model itself runs on the engine's worker (GPU batches form there)
-        # "batch" is a count (how many images shared the model call), not a time; metrics record it.
-        pred.timings_ms = {"read": (t1 - t0) * 1000, "decode": (t2 - t1) * 1000,
-                           **{k: v for k, v in pred.timings_ms.items() if k != "batch"}}
-        return finish(image, pred, options)
+        # From decoding to the encoded answer the photo's pixels count against the engine's budget.
+        with engine.pixels.hold(declared_pixels(data, settings)):
+            t1b = time.perf_counter()
+            image, shape = decode_upload(data, name, settings, None if full_pixels else engine.predictor.size_for)
+            t2 = time.perf_counter()
+            pred = engine.predict(image, shape)  # the model runs on the engine's worker (GPU batches form there)
+            # "batch" is a count (how many images shared the model call), not a time; metrics record it.
+            pred.timings_ms = {"read": (t1 - t0) * 1000, "decode": (t2 - t1b) * 1000,
+                               **{k: v for k, v in pred.timings_ms.items() if k != "batch"}}
+            pred.timings_ms["queue"] = pred.timings_ms.get("queue", 0.0) + (t1b - t1) * 1000  # and for the budget
+            return finish(image, pred, options)
 
     return await run_in_threadpool(work)
 
