@@ -60,8 +60,8 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
     settings = settings.model_copy(update={"model_dir": model}) if model else settings
     try:
         batch = photos_in(photos)
-        check_photos(batch, max_pixels=settings.max_pixels)
         predictor = Predictor(settings.model_dir, backend=settings.backend, threads=settings.threads)
+        check_photos(batch, max_pixels=settings.max_pixels, size_for=predictor.size_for)
     except (WorklistError, ModelDirError, ValueError) as exc:
         fail(str(exc))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -73,7 +73,7 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
         try:
             with Progress(*columns, console=console) as progress:
                 task = progress.add_task("drafting", total=len(batch))
-                draft_into(s, store.files, wl, batch, predictor.predict, settings.qa_thresholds,
+                draft_into(s, store.files, wl, batch, predictor.predict, predictor.size_for, settings.qa_thresholds,
                            settings.max_pixels, progress=lambda _p: progress.advance(task))
             if wl.annotators:
                 assign(s, wl, thresholds=settings.qa_thresholds)

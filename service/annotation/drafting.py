@@ -16,8 +16,9 @@ from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import WorkItem, Worklist
 from service.store.worklists import WorklistError, add_item, image_id_from_name
-from training.images import ImageDecodeError, decode_image
+from training.images import ImageDecodeError, decode_image, decode_image_for
 
+SizeRule = Callable[[int, int], tuple[int, int]]  # the model's (H, W) -> input (h, w), Predictor.size_for
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -43,15 +44,21 @@ def photos_in(paths: Sequence[Path]) -> list[Photo]:
     return [Photo(image_id_from_name(f.name), str(f), f.read_bytes()) for f in files]
 
 
-def check_photos(photos: Sequence[Photo], existing: Iterable[str] = (), max_pixels: int | None = None) -> None:
-    """Every photo decodes and has an id not used twice; otherwise one error naming every bad file."""
+def check_photos(photos: Sequence[Photo], existing: Iterable[str] = (), max_pixels: int | None = None,
+                 size_for: SizeRule | None = None) -> None:
+    """Every photo decodes and has an id not used twice; otherwise one error naming every bad file.
+    With the model's `size_for`, a large JPEG is checked at the reduced size drafting decodes it at
+    (libjpeg still reads all of its data)."""
     seen, problems = set(existing), []
     for p in photos:
         if p.image_id in seen:
             problems.append(f"{p.name}: image id {p.image_id!r} is already in the worklist or this batch")
         seen.add(p.image_id)
         try:
-            decode_image(p.data, origin=p.name, max_pixels=max_pixels)
+            if size_for is None:
+                decode_image(p.data, origin=p.name, max_pixels=max_pixels)
+            else:
+                decode_image_for(p.data, size_for, origin=p.name, max_pixels=max_pixels)
         except ImageDecodeError as exc:
             problems.append(str(exc))
     if problems:
@@ -60,19 +67,21 @@ def check_photos(photos: Sequence[Photo], existing: Iterable[str] = (), max_pixe
 
 
 def draft_into(session: Session, files: FileStore, wl: Worklist, photos: Sequence[Photo],
-               predict: Callable[[np.ndarray], object], thresholds: QAThresholds = QAThresholds(),
-               max_pixels: int | None = None, progress: Callable[[Photo], None] | None = None) -> list[WorkItem]:
-    """Predict each photo with `predict(image) -> Prediction` and store it as an item of `wl`."""
-    check_photos(photos, [i.image_id for i in wl.items], max_pixels)
+               predict: Callable[[np.ndarray, tuple[int, int]], object], size_for: SizeRule,
+               thresholds: QAThresholds = QAThresholds(), max_pixels: int | None = None,
+               progress: Callable[[Photo], None] | None = None) -> list[WorkItem]:
+    """Predict each photo with `predict(pixels, (H, W)) -> Prediction` (Predictor.predict) and store it as
+    an item of `wl`; photos are decoded as large as the model's `size_for` needs (decode_image_for)."""
+    check_photos(photos, [i.image_id for i in wl.items], max_pixels, size_for)
     added: list[WorkItem] = []
     try:
         for p in photos:
-            image = decode_image(p.data, origin=p.name, max_pixels=max_pixels)
-            pred = predict(image)
+            image, shape = decode_image_for(p.data, size_for, origin=p.name, max_pixels=max_pixels)
+            pred = predict(image, shape)
             if pred.model_version != wl.model_version:
                 raise WorklistError(f"worklist {wl.name!r} is drafted by {wl.model_version}, but the model now "
                                     f"serving is {pred.model_version}; start a new worklist")
-            added.append(add_item(session, files, wl, p.image_id, p.data, image.shape, pred.labels, pred.confidence,
+            added.append(add_item(session, files, wl, p.image_id, p.data, shape, pred.labels, pred.confidence,
                                   pred.taxonomy, thresholds))
             if progress is not None:
                 progress(p)

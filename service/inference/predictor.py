@@ -54,15 +54,18 @@ class Predictor:
         """(3, h, w) model input; `size` (h, w) defaults to the size rule applied to the image's own size."""
         return to_input(image, size or self.size_for(*image.shape[:2]), self.mean, self.std)
 
-    def predict(self, image: np.ndarray) -> Prediction:
-        return self.predict_many([image])[0]
+    def predict(self, image: np.ndarray, shape: tuple[int, int] | None = None) -> Prediction:
+        """`shape`: the photo's (H, W) when `image` was decoded smaller (decode_image_for); masks come at it."""
+        return self.predict_many([image], None if shape is None else [shape])[0]
 
-    def predict_many(self, images: list[np.ndarray]) -> list[Prediction]:
-        """Predict a list of (H, W, 3) uint8 RGB photos; same-size inputs share one backend call."""
+    def predict_many(self, images: list[np.ndarray], shapes: list[tuple[int, int]] | None = None) -> list[Prediction]:
+        """Predict a list of (H, W, 3) uint8 RGB photos (masks at `shapes`, default their own sizes);
+        same-size inputs share one backend call."""
+        shapes = [tuple(s) for s in shapes] if shapes is not None else [img.shape[:2] for img in images]
         results: list[Prediction | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, img in enumerate(images):
-            groups.setdefault(self.size_for(*img.shape[:2]), []).append(i)
+        for i, shape in enumerate(shapes):
+            groups.setdefault(self.size_for(*shape), []).append(i)
         for size, idxs in groups.items():
             t0 = time.perf_counter()
             batch = np.stack([to_input(images[i], size, self.mean, self.std) for i in idxs])
@@ -70,7 +73,7 @@ class Predictor:
             logits = self.backend.run(batch)
             t2 = time.perf_counter()
             for j, i in enumerate(idxs):
-                results[i] = self.postprocess(logits[j], images[i].shape[:2], {
+                results[i] = self.postprocess(logits[j], shapes[i], {
                     "preprocess": (t1 - t0) * 1000 / len(idxs), "infer": (t2 - t1) * 1000 / len(idxs),
                     "batch": len(idxs)})
         return results  # type: ignore[return-value]

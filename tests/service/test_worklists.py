@@ -75,6 +75,26 @@ def test_draft_is_the_models_prediction(app_client, batch, photo_bytes):
     assert app_client.get(item["image_url"]).content == (CCP / "images" / "0001.jpg").read_bytes()
 
 
+def test_a_phone_sized_photo_is_drafted_at_its_full_size(app_client):
+    """A JPEG four times CCP size is decoded at 1/4 scale for the model, stored as uploaded, and drafted
+    at its full size: the same draft the predict route gives for it."""
+    from PIL import Image
+
+    up = Image.open(CCP / "images" / "0007.jpg")
+    buf = io.BytesIO()
+    up.resize((up.width * 4, up.height * 4), Image.BICUBIC).save(buf, "JPEG", quality=92)
+    big = buf.getvalue()
+    wl = app_client.post("/v1/worklists", json={"name": "phone-sized"}).json()
+    r = app_client.post(f"/v1/worklists/{wl['id']}/images", files=[("images", ("big-0007.jpg", big, "image/jpeg"))])
+    assert r.status_code == 201, r.text
+    item = r.json()["added"][0]
+    draft = png_array(app_client.get(item["draft_url"]).content)
+    assert draft.shape == (up.height * 4, up.width * 4)
+    mask = png_array(app_client.post("/v1/predict/mask.png", content=big, headers={"content-type": "image/jpeg"}).content)
+    assert np.array_equal(draft, mask)
+    assert app_client.get(item["image_url"]).content == big
+
+
 def test_csv_has_the_columns_and_every_photo(app_client, batch):
     r = app_client.get(f"/v1/worklists/{batch['id']}/worklist.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
