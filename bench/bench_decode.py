@@ -2,7 +2,9 @@
 
 CCP val photos enlarged 1x to 7x and saved as JPEGs (7x is about 3900 x 5800, a phone photo), each
 predicted both ways in interleaved rounds: decode + preprocess time, the whole prediction, and how
-the labels compare (agreement with each other, val mIoU against the enlarged annotations).
+the labels compare (agreement with each other, val mIoU against the enlarged annotations). Then the
+serving memory: 4 clients at once sending enlarged photos to `tailor serve`, with the default pixel
+budget and with none, peak RSS and time per round of 4 answers.
 Run: python bench/bench_decode.py --images 20
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 
 def main() -> None:
@@ -29,6 +32,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--model", type=Path, default=REPO / "models" / "default")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp")
+    ap.add_argument("--serve-scales", default="4,9", help="enlargements sent to the server, comma list ('' skips)")
     args = ap.parse_args()
 
     import cv2
@@ -93,6 +97,63 @@ def main() -> None:
             share = "" if name == "whole" else f"{agree / total:.4f}"
             print(f"| {size} ({k}x) | {name} | {statistics.median(times[name][0]):.1f} | "
                   f"{statistics.median(times[name][1]):.1f} | {miou:.4f} | {share} |")
+    if args.serve_scales:
+        serving_memory([image for _, image, _ in samples[:4]], [int(k) for k in args.serve_scales.split(",")],
+                       args.model)
+
+
+def serving_memory(images: list, scales: list[int], model: Path, clients: int = 4, rounds: int = 3) -> None:
+    """Peak RSS of `tailor serve` while `clients` send enlarged photos at once, with and without the budget."""
+    import json
+    import tempfile
+    import threading
+
+    import httpx
+    from PIL import Image
+
+    from bench_serving import free_port, rss_mb, start_server, wait_ready
+    from service.settings import Settings
+
+    default = Settings.model_fields["max_megapixels_in_flight"].default
+    print(f"\n{clients} clients at once, all five formats, {rounds} rounds; peak RSS of the serving process:\n")
+    print("| photos | megapixels in flight | peak RSS MiB | seconds per round of answers (median) |")
+    print("|---|---|---:|---:|")
+    for k in scales:
+        jpegs = []
+        for image in images[:clients]:
+            buf = io.BytesIO()
+            Image.fromarray(image).resize((image.shape[1] * k, image.shape[0] * k), Image.BICUBIC).save(
+                buf, format="JPEG", quality=92)
+            jpegs.append(buf.getvalue())
+        size = f"{images[0].shape[1] * k} x {images[0].shape[0] * k}"
+        for budget in (default, 100_000.0):
+            os.environ["TAILOR_MAX_MEGAPIXELS_IN_FLIGHT"] = str(budget)
+            with tempfile.TemporaryDirectory() as scratch, httpx.Client(timeout=600) as client:
+                port = free_port()
+                proc = start_server(REPO, model, 2, port, scratch, clients)
+                base = f"http://127.0.0.1:{port}"
+                try:
+                    wait_ready(client, base, proc)
+                    walls = []
+                    for _ in range(rounds):
+                        def post(data: bytes) -> None:
+                            r = client.post(f"{base}/v1/predict", params={"formats": "png,coco_rle,polygons,ls_brush,cvat"},
+                                            content=data, headers={"content-type": "image/jpeg"})
+                            assert r.status_code == 200 and json.loads(r.content)["classes"], r.text[:200]
+                        t0 = time.perf_counter()
+                        threads = [threading.Thread(target=post, args=(d,)) for d in jpegs]
+                        for t in threads:
+                            t.start()
+                        for t in threads:
+                            t.join()
+                        walls.append(time.perf_counter() - t0)
+                    peak = rss_mb(proc.pid)[1]
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+            what = f"{budget:g} (default)" if budget == default else "unbounded"
+            print(f"| {size} ({k}x) | {what} | {peak:.0f} | {statistics.median(walls):.2f} |")
+        os.environ.pop("TAILOR_MAX_MEGAPIXELS_IN_FLIGHT", None)
 
 
 if __name__ == "__main__":
