@@ -117,6 +117,7 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
                                 engine.predictor.size_for)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
+
     def draft(p: Photo) -> WorkItem:
         # One worker thread per photo, holding its pixels against the engine's budget throughout.
         with engine.pixels.hold(declared_pixels(p.data, settings)):
