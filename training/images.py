@@ -70,7 +70,8 @@ def decode_image_for(data: bytes | Path | str, size_for: Callable[[int, int], tu
         turned, fmt, mode = False, None, None  # decode_image says what is wrong with it
     shown = (w, h) if turned else (h, w)
     factor = 1
-    if fmt == "JPEG" and mode in ("RGB", "L") and (max_pixels is None or w * h <= max_pixels) and min(w, h) > 0:
+    # MPO (cameras' multi-picture JPEG): libjpeg reads its first picture, the one decode_image uses.
+    if fmt in ("JPEG", "MPO") and mode in ("RGB", "L") and (max_pixels is None or w * h <= max_pixels) and min(w, h) > 0:
         need_h, need_w = size_for(*shown)
         if turned:
             need_h, need_w = need_w, need_h

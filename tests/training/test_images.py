@@ -95,6 +95,21 @@ def test_a_large_jpeg_is_decoded_only_as_large_as_the_model_needs(ccp, orientati
     assert np.abs(area.astype(int) - pixels).mean() < 1.0  # grey levels: the same picture
 
 
+def test_a_large_mpo_is_decoded_small_from_its_first_picture(ccp):
+    import cv2
+
+    first, _ = _big_jpeg(ccp, 4)
+    up = Image.open(io.BytesIO(first))
+    buf = io.BytesIO()
+    up.save(buf, format="MPO", save_all=True, append_images=[up.rotate(90, expand=True)], quality=92)
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    pixels, shown = decode_image_for(buf.getvalue(), model_size)
+    full = decode_image(buf.getvalue())  # Pillow's way: the first picture
+    assert shown == full.shape[:2] and pixels.shape == (full.shape[0] // 4, full.shape[1] // 4, 3)
+    area = cv2.resize(full, pixels.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(area.astype(int) - pixels).mean() < 1.0
+
+
 def test_photos_the_model_needs_whole_are_decoded_as_decode_image_does(ccp, tmp_path):
     photo = sorted((ccp / "images").glob("*.jpg"))[3]
     pixels, shown = decode_image_for(photo, model_size)  # about 550 x 830: under twice the model input
