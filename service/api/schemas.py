@@ -120,3 +120,7 @@ class ModelInfo(BaseModel):
     created: str | None = None
     status: str | None = Field(None, description="status in the model store")
     activated_at: str | None = None
+    limits: dict[str, float | int] = Field(description="what this service accepts, for clients to check before "
+                                                       "uploading: max_upload_bytes, max_pixels, min_side, max_side "
+                                                       "(larger photos are scaled down for the model), "
+                                                       "max_in_flight, max_megapixels_in_flight")

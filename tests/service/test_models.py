@@ -10,6 +10,18 @@ import json
 from conftest import DEFAULT_MODEL
 
 
+def test_current_model_states_the_limits_a_client_must_respect(client, settings):
+    """The limits reported are the ones enforced: an upload one byte over the stated size is refused."""
+    limits = client.get("/v1/models/current").json()["limits"]
+    assert limits == {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
+                      "min_side": settings.min_side, "max_side": settings.max_side,
+                      "max_in_flight": settings.max_in_flight,
+                      "max_megapixels_in_flight": settings.max_megapixels_in_flight}
+    over = client.post("/v1/predict", content=b"\xff" * (limits["max_upload_bytes"] + 1),
+                       headers={"content-type": "image/jpeg"})
+    assert over.status_code == 413, over.text
+
+
 def test_current_model_matches_its_card(client):
     card = json.loads((DEFAULT_MODEL / "card.json").read_text())
     r = client.get("/v1/models/current")

@@ -10,7 +10,7 @@ import asyncio
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import EngineDep, ReadAccess, StoreDep, WriteAccess
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.schemas import ModelInfo
 from service.results import FORMATS
@@ -42,8 +42,8 @@ def list_versions(store: StoreDep, engine: EngineDep, _auth: ReadAccess) -> dict
 
 
 @router.get("/current", response_model=ModelInfo)
-def current_model(engine: EngineDep, store: StoreDep, _auth: ReadAccess) -> dict:
-    """The model in use and how it sees images."""
+def current_model(engine: EngineDep, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> dict:
+    """The model in use, how it sees images, and the limits on what the service accepts."""
     predictor = engine.predictor  # read once: a swap may happen meanwhile
     card = predictor.card
     taxonomy = predictor.taxonomy.to_dict()
@@ -55,7 +55,9 @@ def current_model(engine: EngineDep, store: StoreDep, _auth: ReadAccess) -> dict
             "precision": card.get("precision") or {"onnx": "fp32", "torch": "fp32"},
             "parent": row.parent if row else None, "created": card.get("created"),
             "status": row.status if row else None,
-            "activated_at": cur.activated_at.isoformat() if cur and cur.version == predictor.version else None}
+            "activated_at": cur.activated_at.isoformat() if cur and cur.version == predictor.version else None,
+            "limits": {k: getattr(settings, k) for k in ("max_upload_bytes", "max_pixels", "min_side", "max_side",
+                                                         "max_in_flight", "max_megapixels_in_flight")}}
 
 
 @router.post("/{version}/activate")
