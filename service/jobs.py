@@ -23,7 +23,7 @@ from service.formats import png as png_format
 from service.inference.batcher import BatcherClosed
 from service.results import coco_image_entry, described_classes, output_classes
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 ACTIVE, FINAL = ("queued", "running"), ("done", "cancelled", "failed")
 
 

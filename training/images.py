@@ -1,7 +1,7 @@
 """Decode photos and label maps the same way everywhere: EXIF orientation applied, RGB uint8 out.
 
 Training, evaluation and the server all call these, so a photo is seen upright and in the same
-colour space by each of them. Light module: Pillow, simplejpeg and numpy only (no torch).
+colour space by each of them. Light module: Pillow (with HEIC through pillow-heif), simplejpeg and numpy.
 """
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 Image.MAX_IMAGE_PIXELS = None  # callers enforce their own limit (see decode_image's max_pixels)
+try:  # HEIC/HEIF photos (iPhones) open like any other; libheif applies their rotation itself
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - a base dependency; without it HEIC is "not a readable image"
+    pass
 
 
 class ImageDecodeError(ValueError):

@@ -61,6 +61,21 @@ def test_all_good_exits_zero(tmp_path, photos):
     assert (tmp_path / "out" / "masks" / f"{photos[0].stem}.png").is_file()
 
 
+def test_heic_photos_in_a_folder_are_drafted(tmp_path, photos):
+    from PIL import Image
+
+    import training.images  # noqa: F401  (registers Pillow's HEIF plugin, here to write the test photo)
+
+    shoot = tmp_path / "iphone"
+    shoot.mkdir()
+    with Image.open(photos[0]) as img:
+        img.save(shoot / "IMG_0001.HEIC", format="HEIF", quality=90)
+        size = img.size
+    result = _run(str(shoot), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert png_array((tmp_path / "out" / "masks" / "IMG_0001.png").read_bytes()).shape == (size[1], size[0])
+
+
 def test_nothing_to_predict_is_an_error(tmp_path):
     result = _run(str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2

@@ -24,7 +24,8 @@ def _with_orientation(upright: np.ndarray, orientation: int, fmt: str) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
     buf = io.BytesIO()
-    img.save(buf, format=fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
+    # As bytes: the HEIF writer then stores the rotation as the container's own transform, as cameras do.
+    img.save(buf, format=fmt, exif=exif.tobytes(), **({"quality": 95} if fmt in ("JPEG", "HEIF") else {}))
     return buf.getvalue()
 
 
@@ -65,3 +66,23 @@ def test_jpeg_from_a_phone_is_answered_in_display_coordinates(client, upright, u
     assert mask.shape == upright.shape[:2]
     # Only JPEG recompression separates the two: nearly every pixel agrees.
     assert (mask == upright_mask).mean() > 0.97
+
+
+@pytest.mark.parametrize("fmt, orientation", [("HEIF", 6), ("HEIF", 1), ("AVIF", 1)])
+def test_iphone_heic_and_avif_photos_are_answered_upright(client, upright, upright_mask, fmt, orientation):
+    """HEIC is an iPhone camera's default format; its rotation is applied by libheif (a sideways photo
+    tagged orientation 6 comes back upright). Lossy copies, so nearly every pixel agrees."""
+    data = _with_orientation(upright, orientation, fmt) if orientation != 1 else _encoded(upright, fmt)
+    with Image.open(io.BytesIO(data)) as raw:
+        assert raw.format == fmt
+    r = client.post("/v1/predict/mask.png", content=data, headers={"content-type": "image/heic"})
+    assert r.status_code == 200, r.text
+    mask = png_array(r.content)
+    assert mask.shape == upright.shape[:2]
+    assert (mask == upright_mask).mean() > 0.97
+
+
+def _encoded(upright: np.ndarray, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(upright).save(buf, format=fmt, quality=95)
+    return buf.getvalue()
