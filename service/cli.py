@@ -198,7 +198,9 @@ def serve(
         # uvicorn re-raises the SIGTERM it shut down on; as an exception it lets `finally` stop the worker.
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level.lower())
+        # The service writes its own access lines (tailor.access, with the request id and milliseconds).
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level.lower(),
+                    access_log=False)
     finally:
         if supervisor is not None:
             supervisor.stop()

@@ -51,6 +51,7 @@ def test_an_unexpected_error_is_logged_and_answered_with_its_request_id(tmp_path
     try:
         with TestClient(app, raise_server_exceptions=False) as c, caplog.at_level(logging.INFO, "tailor"):
             r = c.get("/v1/broken", headers={"X-Request-ID": "req-7"})
+            live = c.get("/v1/health/live", params={"probe": "1"}, headers={"X-Request-ID": "ok-1"})
     finally:
         for h in [h for h in tailor_log.handlers if getattr(h, "_tailor", False)]:
             tailor_log.removeHandler(h)
@@ -62,6 +63,10 @@ def test_an_unexpected_error_is_logged_and_answered_with_its_request_id(tmp_path
     console = capsys.readouterr().err
     assert re.search(r"WARNING tailor\.service \[req-7\]: about to fail", console), console
     assert "[-]: model" in console  # the warm-up line, outside any request
+    # One access line per request, with its id, status and time (uvicorn's own is switched off in serve).
+    assert live.status_code == 200
+    assert re.search(r"INFO tailor\.access \[req-7\]: testclient GET /v1/broken 500 [0-9.]+ ms", console), console
+    assert re.search(r"INFO tailor\.access \[ok-1\]: testclient GET /v1/health/live\?probe=1 200 [0-9.]+ ms", console)
 
 
 def test_serve_refuses_an_unknown_log_level():
