@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ sys.path.insert(0, str(REPO))  # runnable as a plain script from anywhere
 import pycocotools.mask as coco_mask  # noqa: E402
 from label_studio_sdk.converter.brush import mask2rle  # noqa: E402
 
+from bench.timing import timed_ms  # noqa: E402
 from service.formats import coco_rle, ls_brush  # noqa: E402
 from training.images import read_label_map  # noqa: E402
 from training.taxonomy import load_taxonomy  # noqa: E402
@@ -29,17 +29,6 @@ def load_masks(data: Path, count: int) -> list[np.ndarray]:
     paths = sorted((data / "masks").glob("*.png"))
     step = max(1, len(paths) // count)
     return [lut[read_label_map(p)] for p in paths[::step][:count]]
-
-
-def timed(fn, reps: int) -> list[float]:
-    """Wall times in ms of reps calls; the first, warm-up call is not counted."""
-    fn()
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
 
 
 def sdk_brush(lm: np.ndarray) -> dict[int, list[int]]:
@@ -83,8 +72,8 @@ def main() -> None:
           f"classes per mask {classes}; median of {args.reps} timed calls per mask, ms per whole mask")
     print(f"{'format':<13} {'ours':>9} {'reference':>10} {'speed-up':>9}  reference")
     for fmt, _, ours_fn, ref_name, ref_fn in rows:
-        ours_ms = statistics.median(t for i, lm in enumerate(masks) for t in timed(lambda: ours_fn(lm, i), args.reps))
-        ref_ms = statistics.median(t for i, lm in enumerate(masks) for t in timed(lambda: ref_fn(lm, i), args.reps))
+        ours_ms = statistics.median(t for i, lm in enumerate(masks) for t in timed_ms(lambda: ours_fn(lm, i), args.reps, warmup=True))
+        ref_ms = statistics.median(t for i, lm in enumerate(masks) for t in timed_ms(lambda: ref_fn(lm, i), args.reps, warmup=True))
         print(f"{fmt:<13} {ours_ms:>9.3f} {ref_ms:>10.3f} {ref_ms / ours_ms:>8.1f}x  {ref_name}")
 
 

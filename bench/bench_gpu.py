@@ -29,14 +29,7 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-
-def timed_ms(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+from bench.timing import timed_ms  # noqa: E402
 
 
 def model_calls(model: Path, device: str, inputs: np.ndarray, batch_sizes: list[int], precisions: list[str],
