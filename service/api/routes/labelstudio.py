@@ -17,7 +17,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import EngineDep, SettingsDep
-from service.api.inputs import declared_pixels, decode_bytes, decode_upload
+from service.api.inputs import declared_pixels, decode_upload
 from service.api.routes import API_PREFIX
 from service.inference.batcher import BatcherClosed
 from service.integrations.labelstudio import (
@@ -210,7 +210,8 @@ def _save(app_state, data: bytes, ref: str, annotation: dict, config: LabelConfi
     if engine is None or store is None:
         raise RuntimeError("the service is shutting down")
     taxonomy = engine.predictor.taxonomy
-    h, w = decode_bytes(data, ref, settings).shape[:2]
+    # Only the size is needed here (save_correction decodes the photo itself): a large JPEG decodes small.
+    h, w = decode_upload(data, ref, settings, engine.predictor.size_for)[1]
     classes = label_classes(config, taxonomy, settings.labelstudio_label_map)
     labels, report = annotation_label_map(annotation.get("result") or [], h, w, classes)
     draft = annotation_label_map(draft_result, h, w, classes)[0] if draft_result is not None else None
