@@ -22,7 +22,6 @@ import numpy as np
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 
 def main() -> None:
@@ -111,7 +110,7 @@ def serving_memory(images: list, scales: list[int], model: Path, clients: int = 
     import httpx
     from PIL import Image
 
-    from bench_serving import free_port, rss_mb, start_server, wait_ready
+    from bench.bench_serving import free_port, rss_mb, start_server, wait_ready
     from service.settings import Settings
 
     default = Settings.model_fields["max_megapixels_in_flight"].default
