@@ -110,7 +110,7 @@ def serving_memory(images: list, scales: list[int], model: Path, clients: int = 
     import httpx
     from PIL import Image
 
-    from bench.bench_serving import free_port, rss_mb, start_server, wait_ready
+    from bench.harness import free_port, rss_mb, start_server, wait_ready
     from service.settings import Settings
 
     default = Settings.model_fields["max_megapixels_in_flight"].default

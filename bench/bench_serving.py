@@ -6,14 +6,16 @@ One run, the same photos for every path, median/p95 latency and images/s at 1 an
 - "predictor": the whole shared path, preprocess + model + post-processing to full-size labels and
   confidence (`Predictor.predict`), identical code for both backends but the model call;
 - "HTTP round trip": POST /v1/predict?formats=png,coco_rle,polygons,ls_brush,cvat to `tailor serve`
-  (ONNX Runtime) in a subprocess: upload, JPEG decode, predictor, all five encodings, JSON.
+  (ONNX Runtime) in a subprocess: upload, JPEG decode, predictor, all five encodings, JSON; as a
+  multipart upload from httpx, and as the photo itself in the body from the stdlib's http.client.
 
 Every path is measured in interleaved rounds (each path once per round, in turn), so slow drift on
 a shared machine lands on all of them alike; the ORT predictor is measured again in the HTTP rounds,
 and the HTTP overheads are taken against that. Also measured: the HTTP round trip without encodings
 (what upload, decode and JSON cost alone) and with one format, as annotation tools ask
 (--single-formats); the post-processing alone (reference vs fast); encoding all formats; the server's
-own per-stage timings and memory; with --baseline DIR, the server of another checkout beside this one
+own per-stage timings and memory; the model's multiply-adds against this machine's float32 peak
+(bench/roofline.py); with --baseline DIR, the server of another checkout beside this one
 (before/after in one run). Run: python bench/bench_serving.py --images 20
 """
 from __future__ import annotations
@@ -22,19 +24,20 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.harness import (  # noqa: E402
+    RawClient, Series, free_port, interleaved, rss_mb, start_server, wait_ready)
+from bench.roofline import conv_macs, sgemm_peak_gmacs  # noqa: E402
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
 TORCH_MODEL, ORT_MODEL = "torch eager CPU: model call", "ONNX Runtime CPU: model call"
@@ -44,104 +47,8 @@ ORT_PRED_HTTP = "ONNX Runtime CPU: predictor, in the HTTP rounds"
 HTTP = "HTTP round trip (all five formats)"
 HTTP_BARE = "HTTP round trip (no encodings: classes and scores only)"
 HTTP_ONE = "HTTP round trip ({} only)"
+HTTP_RAW = "HTTP round trip (all five formats), photo as the body, http.client"
 BASELINE = ", baseline"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-class Series:
-    """Latencies (ms) and throughput of one path at one concurrency, accumulated over rounds."""
-
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.count, self.wall = 0, 0.0
-
-    def run(self, call: Callable, items: list, clients: int) -> None:
-        """call(item) for every item with `clients` concurrent callers."""
-        def timed(item):
-            t0 = time.perf_counter()
-            call(item)
-            self.latencies.append((time.perf_counter() - t0) * 1000)
-
-        t0 = time.perf_counter()
-        if clients == 1:
-            for item in items:
-                timed(item)
-        else:
-            with ThreadPoolExecutor(clients) as pool:
-                list(pool.map(timed, items))
-        self.wall += time.perf_counter() - t0
-        self.count += len(items)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.latencies)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.latencies, 0.95)
-
-    @property
-    def ips(self) -> float:
-        return self.count / self.wall
-
-
-def interleaved(paths: dict[str, tuple[Callable, list]], levels: list[int], rounds: int) -> dict:
-    """{(path, clients): Series}: each round runs every path over all its items once, in turn."""
-    out = {(name, c): Series() for name in paths for c in levels}
-    for c in levels:
-        for _ in range(rounds):
-            for name, (call, items) in paths.items():
-                out[(name, c)].run(call, items, c)
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident memory of a process in MiB, from /proc (Linux)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    kb = lambda k: float(fields.get(k, "0 kB").split()[0]) / 1024  # noqa: E731
-    return kb("VmRSS"), kb("VmHWM")
-
-
-def start_server(root: Path, model: Path, threads: int, port: int, data_dir: str,
-                 max_in_flight: int) -> subprocess.Popen:
-    """`tailor serve` of the code under root. The concurrency limit is the one under test (default: the
-    highest client count); no worker subprocess, so only the serving process runs beside the clients."""
-    env = {**os.environ, "TAILOR_DATA_DIR": data_dir, "TAILOR_JOBS_DIR": data_dir,
-           "TAILOR_MAX_IN_FLIGHT": str(max_in_flight), "TAILOR_START_WORKER": "false",
-           "TAILOR_SETTINGS_FILE": "", "PYTHONPATH": str(root)}
-    cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--model", str(model), "--backend", "onnx", "--threads", str(threads),
-           "--log-level", "warning"]
-    return subprocess.Popen(cmd, env=env, cwd=tempfile.gettempdir())
-
-
-def wait_ready(client, base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with code {proc.returncode}")
-        try:
-            if client.get(f"{base}/v1/health/ready").status_code == 200:
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not become ready")
 
 
 def stage_medians(images, predictor, rounds: int) -> dict[str, float]:
@@ -221,6 +128,10 @@ def main() -> None:
     order = [TORCH_MODEL, ORT_MODEL, TORCH_PRED, ORT_PRED]
     by = interleaved({k: in_process[k] for k in order if k in in_process}, levels, args.rounds)
     stages = stage_medians(images, ort, args.rounds)
+    # The arithmetic a model call must do and the fastest this machine does float32 arithmetic, measured
+    # right after the rounds above: how close each runtime comes to the limit, and what ratio it allows.
+    macs = statistics.mean(conv_macs(args.model / "model.onnx", *ort.size_for(*im.shape[:2])) for im in images)
+    peak = sgemm_peak_gmacs(threads)
     session_options = ort.backend.describe() if hasattr(ort.backend, "describe") else {}
     version = ort.version
     del predictors, in_process  # the ORT predictor stays: it is measured again beside the HTTP paths
@@ -236,10 +147,13 @@ def main() -> None:
     memory: dict[str, tuple[float, float]] = {}
     singles = [f for f in args.single_formats.split(",") if f]
     # this tree (name "") and the baseline with all formats; this tree with none and with each single one
-    http_paths = [(name, ALL_FORMATS) for name in servers] + [("", "")] + [("", f) for f in singles]
+    # (server, formats, raw): multipart uploads from httpx, as scripts send them; and the photo as the body
+    # from the stdlib's client, the least a client can add to the round trip on these shared cores
+    http_paths = ([(name, ALL_FORMATS, False) for name in servers] + [("", ALL_FORMATS, True), ("", "", False)]
+                  + [("", f, False) for f in singles])
     with tempfile.TemporaryDirectory() as scratch, \
             httpx.Client(timeout=120, limits=httpx.Limits(max_connections=2 * max(levels) + 2)) as client:
-        procs, bases = {}, {}
+        procs, bases, raw_clients = {}, {}, {}
         try:
             for name, root in servers.items():
                 port = free_port()
@@ -247,36 +161,46 @@ def main() -> None:
                 data_dir.mkdir()
                 procs[name] = start_server(root, args.model, threads, port, str(data_dir), max_in_flight)
                 bases[name] = f"http://127.0.0.1:{port}"
+                raw_clients[name] = RawClient(port)
             for name in servers:
                 wait_ready(client, bases[name], procs[name])
             answers: list[tuple[str, bytes]] = []
 
-            def poster(name: str, formats: str) -> Callable[[int], None]:
+            def poster(name: str, formats: str, raw_body: bool) -> Callable[[int], None]:
+                query = f"?formats={formats}" if formats else ""
+
+                def send(i: int) -> tuple[int, bytes]:
+                    if raw_body:
+                        return raw_clients[name].post(f"/v1/predict{query}", raw[i])
+                    r = client.post(f"{bases[name]}/v1/predict{query}",
+                                    files={"image": (paths[i].name, raw[i], "image/jpeg")})
+                    return r.status_code, r.content
+
                 def post(i: int) -> None:
                     nonlocal refused
                     while True:
-                        r = client.post(f"{bases[name]}/v1/predict",
-                                        params={"formats": formats} if formats else None,
-                                        files={"image": (paths[i].name, raw[i], "image/jpeg")})
-                        if r.status_code != 503:  # over the limit: counted and retried, as a client would
+                        status, body = send(i)
+                        if status != 503:  # over the limit: counted and retried, as a client would
                             break
                         refused += 1
                         time.sleep(0.005)
-                    r.raise_for_status()
-                    if formats == ALL_FORMATS:  # parsed after timing: the client's JSON work is not the server's
-                        answers.append((name, r.content))
+                    if status != 200:
+                        raise SystemExit(f"POST /v1/predict{query} answered {status}: {body[:300]!r}")
+                    if formats == ALL_FORMATS and not raw_body:  # parsed after timing: not the server's work
+                        answers.append((name, body))
                 return post
 
-            for name, formats in http_paths:
+            for name, formats, raw_body in http_paths:
                 for i in range(min(2, len(raw))):
-                    poster(name, formats)(i)
+                    poster(name, formats, raw_body)(i)
             answers.clear()
             for c in levels:
                 for _ in range(args.rounds):
-                    for name, formats in http_paths:
-                        label = (HTTP if formats == ALL_FORMATS else HTTP_ONE.format(formats) if formats
-                                 else HTTP_BARE) + name
-                        by.setdefault((label, c), Series()).run(poster(name, formats), list(range(len(raw))), c)
+                    for name, formats, raw_body in http_paths:
+                        label = (HTTP_RAW if raw_body else HTTP if formats == ALL_FORMATS
+                                 else HTTP_ONE.format(formats) if formats else HTTP_BARE) + name
+                        by.setdefault((label, c), Series()).run(poster(name, formats, raw_body),
+                                                                list(range(len(raw))), c)
                     # The reference of the overhead ratios, in the same rounds as the HTTP paths: a phase of
                     # the machine that slows one slows the other.
                     by.setdefault((ORT_PRED_HTTP, c), Series()).run(ort.predict, images, c)
@@ -299,7 +223,8 @@ def main() -> None:
         print("ONNX Runtime session: " + ", ".join(f"{k} {v}" for k, v in session_options.items()) + "\n")
     print("| path | clients | median ms | p95 ms | images/s |")
     print("|---|---:|---:|---:|---:|")
-    http_rows = ([HTTP + BASELINE] if args.baseline else []) + [HTTP, HTTP_BARE] + [HTTP_ONE.format(f) for f in singles]
+    http_rows = (([HTTP + BASELINE] if args.baseline else []) + [HTTP, HTTP_RAW, HTTP_BARE]
+                 + [HTTP_ONE.format(f) for f in singles])
     for name in [*order, ORT_PRED_HTTP, *http_rows]:
         for c in levels:
             if (name, c) in by:
@@ -320,14 +245,27 @@ def main() -> None:
                 t, o = by[(t_name, c)], by[(o_name, c)]
                 print(f"- ORT vs torch eager, {what}, {c} client(s): {t.median / o.median:.2f}x median latency, "
                       f"{o.ips / t.ips:.2f}x throughput (target >= 2x)")
+    floor_ms = macs / (peak * 1e9) * 1000
+    print(f"- Arithmetic: {macs / 1e9:.2f} GMAC per model call (convolutions, mean over these photos' input sizes); "
+          f"ONNX Runtime's float32 matrix product runs at {peak:.0f} GMAC/s here with {threads} thread(s), so no "
+          f"float32 model call can take less than {floor_ms:.1f} ms")
+    for c in levels:
+        rates = {name: macs * by[(name, c)].ips / 1e9 for name in (TORCH_MODEL, ORT_MODEL) if (name, c) in by}
+        if len(rates) == 2:
+            t_rate, o_rate = rates[TORCH_MODEL], rates[ORT_MODEL]
+            print(f"- {c} client(s): torch eager computes {t_rate:.0f} GMAC/s ({t_rate / peak:.0%} of that peak), "
+                  f"ONNX Runtime {o_rate:.0f} GMAC/s ({o_rate / peak:.0%}): against this torch eager, a float32 "
+                  f"runtime at the peak itself would be {peak / t_rate:.2f}x")
     for c in levels:
         p, early = by[(ORT_PRED_HTTP, c)], by[(ORT_PRED, c)]
         print(f"- ORT predictor, {c} client(s): {p.median:.1f} ms in the HTTP rounds, {early.median:.1f} ms in the "
               "in-process rounds before them (the overheads below are against the first)")
         for row in http_rows:
             h = by[(row, c)]
+            m = by[(ORT_MODEL, c)].median if (ORT_MODEL, c) in by else None
             print(f"- {row}, {c} client(s): {(h.median - p.median) / p.median * 100:+.0f}% over the ORT predictor "
-                  f"({h.median:.1f} vs {p.median:.1f} ms); {h.ips:.2f} vs {p.ips:.2f} images/s (target: under +25%)")
+                  f"({h.median:.1f} vs {p.median:.1f} ms); {h.ips:.2f} vs {p.ips:.2f} images/s (target: under +25%)"
+                  + (f"; the whole round trip is {h.median / m:.2f}x the bare model call ({m:.1f} ms)" if m else ""))
         if args.baseline:
             old, new = by[(HTTP + BASELINE, c)], by[(HTTP, c)]
             print(f"- this tree vs baseline, all five formats, {c} client(s): {old.median / new.median:.2f}x median "
