@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 
-def session(path: Path, threads: int, level: str = "all", spinning: bool = False, save: Path | None = None):
+def session(path: Path | bytes, threads: int, level: str = "all", spinning: bool = False, save: Path | None = None,
+            profile_prefix: str | None = None):
     import onnxruntime as ort
 
     level_of = ort.GraphOptimizationLevel
@@ -47,7 +48,11 @@ def session(path: Path, threads: int, level: str = "all", spinning: bool = False
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     if save is not None:
         opts.optimized_model_filepath = str(save)
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    model = path if isinstance(path, bytes) else str(path)  # a file, or a serialized model
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def interleaved_ms(sessions: dict, inputs: list[np.ndarray], rounds: int) -> dict[str, list[float]]:

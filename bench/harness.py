@@ -125,9 +125,17 @@ class RawClient:
         self._local = threading.local()
 
     def post(self, path: str, body: bytes, content_type: str = "image/jpeg") -> tuple[int, bytes]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        conn.request("POST", path, body=body, headers={"Content-Type": content_type})
-        response = conn.getresponse()
+        try:
+            return self._post(path, body, content_type)
+        except ConnectionError:  # broken pipe, reset, RemoteDisconnected
+            # the server closed a connection left idle past its keep-alive time (between rounds): reopen once
+            self._local.conn.close()
+            self._local.conn = None
+            return self._post(path, body, content_type)
+
+    def _post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if getattr(self._local, "conn", None) is None:
+            self._local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        self._local.conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        response = self._local.conn.getresponse()
         return response.status, response.read()
