@@ -76,7 +76,7 @@ def test_profile_counts_kernel_time_only():
 def test_decoder_blocks_written_as_transposed_convolutions_are_exact(capsys):
     from bench import bench_decoder_layers
 
-    bench_decoder_layers.main(["--repeats", "1", "--rounds", "1"])
+    bench_decoder_layers.main(["--repeats", "1", "--rounds", "1", "--images", "0"])
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "x" in line
             and not line.startswith("| block")]
     assert len(rows) == 5  # one per decoder block of the default model
