@@ -2,9 +2,9 @@
 
 1. Session options, interleaved in one process (spinning off everywhere, so one session's idle
    threads cannot slow the next): graph optimisation level (all / extended / basic), intra-op
-   threads (1 vs the serving default), the graph optimised offline and saved, loaded again, and the
-   same weights re-exported with the decoder upsampling to sizes read at run time (the export before
-   constant x2 scales).
+   threads (1 vs the serving default), denormals flushed to zero, threads pinned to cores, the graph
+   optimised offline and saved, loaded again, and the same weights re-exported with the decoder
+   upsampling to sizes read at run time (the export before constant x2 scales).
 2. Spin-waiting of the intra-op threads on and off: each setting in its own process (alternating, as
    spinning threads would otherwise weigh on whatever runs next), bare model call and full predictor.
 3. int8: static QDQ quantization (onnxruntime.quantization, uint8 activations / int8 per-channel
@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 
 def session(path: Path | bytes, threads: int, level: str = "all", spinning: bool = False, save: Path | None = None,
-            profile_prefix: str | None = None):
+            profile_prefix: str | None = None, config: dict[str, str] | None = None):
     import onnxruntime as ort
 
     level_of = ort.GraphOptimizationLevel
@@ -48,6 +48,8 @@ def session(path: Path | bytes, threads: int, level: str = "all", spinning: bool
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     if save is not None:
         opts.optimized_model_filepath = str(save)
+    for key, value in (config or {}).items():
+        opts.add_session_config_entry(key, value)
     if profile_prefix is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix
@@ -150,6 +152,11 @@ def main() -> None:
             f"fp32, ORT_ENABLE_EXTENDED, {threads} threads": session(fp32, threads, "extended"),
             f"fp32, ORT_ENABLE_BASIC, {threads} threads": session(fp32, threads, "basic"),
             "fp32, ORT_ENABLE_ALL, 1 thread": session(fp32, 1, "all"),
+            f"fp32, ALL, {threads} threads, denormals flushed to zero":
+                session(fp32, threads, config={"session.set_denormal_as_zero": "1"}),
+            f"fp32, ALL, {threads} threads, each intra-op thread pinned to a core":
+                session(fp32, threads, config={"session.intra_op_thread_affinities":
+                                               ";".join(str(i + 2) for i in range(threads - 1))}),
             f"fp32, decoder Resize sized at run time (earlier export), ALL, {threads} threads":
                 session(tmp / "size_driven.onnx", threads, "all"),
             "fp32, optimised offline (ALL), loaded with BASIC": session(tmp / "offline_all.onnx", threads, "basic"),
