@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import (  # noqa: E402
     RawClient, Series, free_port, interleaved, rss_mb, start_server, wait_ready)
-from bench.roofline import conv_macs, sgemm_peak_gmacs  # noqa: E402
+from bench.roofline import conv_macs, quantized, sgemm_peak_gmacs  # noqa: E402
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
 TORCH_MODEL, ORT_MODEL = "torch eager CPU: model call", "ONNX Runtime CPU: model call"
@@ -248,7 +248,9 @@ def main() -> None:
     floor_ms = macs / (peak * 1e9) * 1000
     print(f"- Arithmetic: {macs / 1e9:.2f} GMAC per model call (convolutions, mean over these photos' input sizes); "
           f"ONNX Runtime's float32 matrix product runs at {peak:.0f} GMAC/s here with {threads} thread(s), so no "
-          f"float32 model call can take less than {floor_ms:.1f} ms")
+          f"float32 model call can take less than {floor_ms:.1f} ms"
+          + (" (this ONNX graph is int8: the float32 peak does not bound it)"
+             if quantized(args.model / "model.onnx") else ""))
     for c in levels:
         rates = {name: macs * by[(name, c)].ips / 1e9 for name in (TORCH_MODEL, ORT_MODEL) if (name, c) in by}
         if len(rates) == 2:

@@ -27,7 +27,8 @@ def conv_macs(model_path: Path, height: int, width: int) -> int:
     model = shape_inference.infer_shapes(model)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in [*model.graph.value_info, *model.graph.output]}
-    weights = {w.name: list(w.dims) for w in model.graph.initializer}
+    # A weight is an initializer, or in a quantized (QDQ) graph the output of a DequantizeLinear
+    weights = {**shapes, **{w.name: list(w.dims) for w in model.graph.initializer}}
     total = 0
     for node in model.graph.node:
         if node.op_type != "Conv":
@@ -38,6 +39,13 @@ def conv_macs(model_path: Path, height: int, width: int) -> int:
         _, per_group_in, kh, kw = weights[node.input[1]]  # (out channels, in channels / groups, kh, kw)
         total += out[1] * out[2] * out[3] * per_group_in * kh * kw
     return total
+
+
+def quantized(model_path: Path) -> bool:
+    """Whether the graph computes in int8 (QDQ nodes): then the float32 peak is no limit of its."""
+    import onnx
+
+    return any(n.op_type in ("DequantizeLinear", "QLinearConv") for n in onnx.load(str(model_path)).graph.node)
 
 
 def sgemm_peak_gmacs(threads: int, n: int = 2048, repeats: int = 10) -> float:

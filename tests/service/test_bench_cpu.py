@@ -39,6 +39,24 @@ def test_conv_macs_of_the_exported_graph_match_the_torch_model(size):
     assert 1e9 < sum(counted) < 5e9  # the default model is a couple of GMAC per photo
 
 
+def test_conv_macs_reads_weights_behind_a_dequantize_node(tmp_path):
+    """In an int8 (QDQ) graph a Conv's weight is a DequantizeLinear output, not an initializer."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((8, 2, 3, 3), dtype=np.int8), "w_q")
+    scale = numpy_helper.from_array(np.array(0.1, dtype=np.float32), "w_scale")
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["w_q", "w_scale"], ["w"]),
+         helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], group=2)], "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight, scale])
+    path = tmp_path / "qdq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    assert conv_macs(path, 10, 6) == 8 * 10 * 6 * 2 * 3 * 3  # out channels x pixels x (in / groups) x kernel
+
+
 def test_conv_macs_names_a_graph_it_cannot_size(tmp_path):
     with pytest.raises(Exception, match="no_such_model.onnx"):
         conv_macs(tmp_path / "no_such_model.onnx", 448, 288)
