@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from bench.timing import timed_ms  # noqa: E402
+from service.inference.backends import DEFAULT_PRECISION  # noqa: E402
 
 
 def model_calls(model: Path, device: str, inputs: np.ndarray, batch_sizes: list[int], precisions: list[str],
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="passes over the photos per engine setting")
     ap.add_argument("--batch-max-size", type=int, default=8)
     ap.add_argument("--batch-max-wait-ms", type=float, default=5.0)
-    ap.add_argument("--engine-precision", default="bf16", help="precision of the engine runs (the served one)")
+    ap.add_argument("--engine-precision", default=DEFAULT_PRECISION, help="precision of the engine runs (the served one)")
     args = ap.parse_args(argv)
 
     import torch

@@ -220,8 +220,7 @@ def predict(
     """Pre-annotate local photos offline. Unreadable files are reported and skipped (exit code 1)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from service.engine import Engine
-    from service.inference import Predictor
+    from service.engine import Engine, load_predictor
     from service.offline import collect_inputs, predict_files
     from training.card import ModelDirError
 
@@ -232,7 +231,7 @@ def predict(
     if not inputs:
         fail("no image files to predict")
     try:
-        predictor = Predictor(settings.model_dir, backend=settings.backend, threads=settings.threads)
+        predictor = load_predictor(settings.model_dir, settings)
     except (ModelDirError, ValueError, ImportError) as exc:
         fail(str(exc))
     engine = Engine(predictor, settings)

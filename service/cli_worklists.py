@@ -52,7 +52,7 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
 
     from service.annotation.drafting import check_photos, draft_into, photos_in
     from service.cli import console, fail
-    from service.inference import Predictor
+    from service.engine import load_predictor
     from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
     from training.card import ModelDirError
 
@@ -60,7 +60,7 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
     settings = settings.model_copy(update={"model_dir": model}) if model else settings
     try:
         batch = photos_in(photos)
-        predictor = Predictor(settings.model_dir, backend=settings.backend, threads=settings.threads)
+        predictor = load_predictor(settings.model_dir, settings)
         check_photos(batch, max_pixels=settings.max_pixels, size_for=predictor.size_for)
     except (WorklistError, ModelDirError, ValueError) as exc:
         fail(str(exc))

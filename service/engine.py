@@ -21,6 +21,11 @@ from service.inference.pixel_budget import PixelBudget
 from service.settings import Settings
 
 
+def load_predictor(model_dir, settings: Settings) -> Predictor:
+    """The predictor the settings ask for: backend, threads, and the torch backend's precision on CUDA."""
+    return Predictor(model_dir, settings.backend, settings.threads, precision=settings.torch_precision)
+
+
 class Saturated(RuntimeError):
     """max_in_flight requests are already being processed; the caller should retry later."""
 

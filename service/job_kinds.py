@@ -100,8 +100,7 @@ def run_evaluate(ctx) -> dict:
 
 def run_batch_predict(ctx) -> dict:
     """Drafts for every photo of a folder: WORK/predictions-<job>/ masks/, coco.json, summary.csv."""
-    from service.engine import Engine
-    from service.inference import Predictor
+    from service.engine import Engine, load_predictor
     from service.offline import predict_files
 
     settings = ctx.settings
@@ -109,7 +108,7 @@ def run_batch_predict(ctx) -> dict:
     version, path = model_path(ctx.store, ctx.params.get("version"))
     out = settings.work_dir / f"predictions-{ctx.job_id}"
     ctx.progress(stage="loading model", version=version, done=0, total=len(found))
-    engine = Engine(Predictor(path, settings.backend, settings.threads), settings)
+    engine = Engine(load_predictor(path, settings), settings)
     done, last = 0, 0.0
 
     def step(_path, _error) -> None:

@@ -26,7 +26,7 @@ def open_store_and_model(settings, preloaded=None):
     explicitly (TAILOR_MODEL_DIR, --model); else the store's current version, seeded on first start
     with the bundled default model.
     """
-    from service.inference import Predictor
+    from service.engine import load_predictor
 
     store = store_from_settings(settings)
     try:
@@ -42,7 +42,7 @@ def open_store_and_model(settings, preloaded=None):
                             reason="first start" if cur is None else f"model_dir set to {source}")
                 cur = seeded.version
             path = get_model(s, cur).path
-        predictor = preloaded or Predictor(path, settings.backend, settings.threads)
+        predictor = preloaded or load_predictor(path, settings)
     except BaseException:
         store.close()
         raise
@@ -60,10 +60,10 @@ class ModelSwitcher:
     """Activate any registered version (promotion or rollback) while serving; one at a time."""
 
     def __init__(self, engine, store: Store, settings, loader=None):
-        from service.inference import Predictor
+        from service.engine import load_predictor
 
         self.engine, self.store, self.settings = engine, store, settings
-        self.loader = loader or (lambda path: Predictor(path, settings.backend, settings.threads))
+        self.loader = loader or (lambda path: load_predictor(path, settings))
         self._lock = threading.Lock()
         self._failed: dict[str, float] = {}  # version -> when it failed to load (not retried at every poll)
 

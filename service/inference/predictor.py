@@ -34,14 +34,14 @@ class Prediction:
 
 class Predictor:
     def __init__(self, model_dir: Path | str, backend: str = "auto", threads: int | None = None,
-                 verify: bool = True, backend_instance: Backend | None = None):
+                 verify: bool = True, backend_instance: Backend | None = None, **torch_options):
         self.model_dir = Path(model_dir)
         self.card = read_card(self.model_dir, verify=verify)
         self.taxonomy = Taxonomy.from_dict(self.card["taxonomy"], origin=str(self.model_dir / "card.json"))
         spec = self.card["input"]
         self.mean, self.std = tuple(spec["mean"]), tuple(spec["std"])
         self.long_side, self.multiple = int(spec["long_side"]), int(spec["size_multiple"])
-        self.backend = backend_instance or load_backend(self.model_dir, backend, threads)
+        self.backend = backend_instance or load_backend(self.model_dir, backend, threads, **torch_options)
 
     @property
     def version(self) -> str:

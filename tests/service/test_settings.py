@@ -20,6 +20,7 @@ def test_defaults_need_no_setup(monkeypatch):
     assert s.model_dir == DEFAULT_MODEL_DIR and s.backend == "auto"
     assert s.allowed_url_hosts == [] and s.batch_root is None
     assert s.max_in_flight >= 1 and s.max_upload_bytes > 1_000_000
+    assert s.torch_precision == "fp16"  # the GPU arithmetic that keeps parity with the ONNX graph
 
 
 def test_environment_and_settings_file(monkeypatch, tmp_path):
@@ -40,6 +41,7 @@ def test_environment_and_settings_file(monkeypatch, tmp_path):
 @pytest.mark.parametrize("field, value, words", [
     ("port", 0, "port"),
     ("backend", "tpu", "backend"),
+    ("torch_precision", "int8", "torch_precision"),
     ("max_in_flight", 0, "max_in_flight"),
     ("max_upload_bytes", -5, "max_upload_bytes"),
     ("model_dir", "/nonexistent", "not a model directory"),
