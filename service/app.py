@@ -47,7 +47,8 @@ async def lifespan(app: FastAPI):
     try:
         if settings.warmup:
             seconds = await asyncio.to_thread(engine.warm_up)
-            log.info("model %s warmed up in %.2f s on %s", predictor.version, seconds, predictor.backend.name)
+            log.info("model %s warmed up in %.2f s on %s %s", predictor.version, seconds, predictor.backend.name,
+                     predictor.backend.describe())
         jobs = JobStore(settings.jobs_dir, engine, app.state.metrics)
         jobs.start()
     except BaseException:

@@ -114,6 +114,9 @@ class ModelInfo(BaseModel):
     precision: dict[str, Any] = Field(description="numeric precision of each backend's graph: onnx and torch "
                                                   "(fp32, or int8 for a `tailor quantize` copy), and for int8 "
                                                   "how it was made and how it scored against fp32")
+    runtime: dict[str, Any] = Field(description="how the backend runs: ONNX Runtime's session options, or "
+                                                "torch's device, arithmetic (fp16/bf16 autocast on CUDA, else "
+                                                "fp32) and memory layout")
     input: dict[str, Any]
     formats: list[str]
     parent: str | None = None

@@ -94,6 +94,9 @@ class SlowBackend:
         time.sleep(self.delay)
         return self.inner.run(batch)
 
+    def describe(self):
+        return {**self.inner.describe(), "slowed_by_s": self.delay}
+
 
 def post_image(client, data: bytes, path: str = "/v1/predict", filename: str = "photo.jpg",
                content_type: str = "application/octet-stream", **params):

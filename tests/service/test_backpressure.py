@@ -41,6 +41,9 @@ class GatedBackend:
         assert self.gate.wait(30), "test never opened the gate"
         return self.inner.run(batch)
 
+    def describe(self):
+        return {**self.inner.describe(), "gated": True}
+
 
 def wait_until(predicate, timeout_s: float = 30.0) -> None:
     end = time.monotonic() + timeout_s

@@ -151,6 +151,9 @@ class FakeGpuBackend:
         time.sleep(self.delay)
         return self.inner.run(batch)
 
+    def describe(self):
+        return {"device": self.device, "slowed_by_s": self.delay}
+
 
 def test_engine_groups_concurrent_async_requests_on_a_gpu_backend(tmp_path, predictor, photos):
     backend = FakeGpuBackend(predictor.backend)

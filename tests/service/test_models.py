@@ -35,6 +35,9 @@ def test_current_model_matches_its_card(client):
     assert "size_rule" in info["input"]
     assert info["backend"] == "onnx" and info["device"] == "cpu"
     assert info["precision"] == {"onnx": "fp32", "torch": "fp32"}
+    # how ONNX Runtime runs it: the options the server set, not the runtime's defaults
+    assert info["runtime"]["graph_optimization"] == "ORT_ENABLE_ALL"
+    assert info["runtime"]["allow_spinning"] is False and info["runtime"]["intra_op_threads"] >= 1
     assert set(info["formats"]) == {"png", "coco_rle", "polygons", "ls_brush", "cvat"}
     tax = info["taxonomy"]
     assert tax["tag"] == f"{card['taxonomy']['name']}@{card['taxonomy']['version']}"

@@ -53,6 +53,7 @@ def current_model(engine: EngineDep, store: StoreDep, settings: SettingsDep, _au
             "metrics": card.get("metrics") or {}, "backend": predictor.backend.name,
             "device": str(predictor.backend.device), "input": card["input"], "formats": sorted(FORMATS),
             "precision": card.get("precision") or {"onnx": "fp32", "torch": "fp32"},
+            "runtime": predictor.backend.describe(),
             "parent": row.parent if row else None, "created": card.get("created"),
             "status": row.status if row else None,
             "activated_at": cur.activated_at.isoformat() if cur and cur.version == predictor.version else None,
