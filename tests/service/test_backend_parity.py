@@ -50,6 +50,22 @@ def test_the_gpu_precision_keeps_parity_on_ccp_photos(predictor, photos):
         assert agreement >= 0.999, f"{path.name}: only {agreement:.5f} of pixels agree in {DEFAULT_PRECISION}"
 
 
+@pytest.mark.gpu
+def test_torch_on_cuda_keeps_parity_on_ccp_photos(predictor, photos):
+    """On a real GPU: the served configuration (default precision, channels-last) against the ONNX graph."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from service.inference import Predictor
+
+    on_gpu = Predictor(DEFAULT_MODEL, backend="torch", verify=False)
+    assert on_gpu.backend.describe() == {"device": "cuda", "precision": "fp16", "layout": "channels-last"}
+    for path in photos:
+        image = decode_image(path)
+        agreement = (predictor.predict(image).labels == on_gpu.predict(image).labels).mean()
+        assert agreement >= 0.999, f"{path.name}: only {agreement:.5f} of pixels agree on CUDA"
+
+
 def test_torch_precision_is_checked():
     from service.inference.backends import TorchBackend
 
