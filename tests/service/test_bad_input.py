@@ -137,6 +137,35 @@ def test_animated_gif_uses_its_first_frame(client, small_photo, predictor):
     np.testing.assert_array_equal(png_array(r.content), predictor.predict(first).labels)
 
 
+# Formats Pillow reads whose decoders fail in different ways (OSError, SyntaxError, ValueError, struct and
+# index errors...) when their bytes are corrupted.
+FUZZED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "ICO", "TGA", "PCX", "PPM", "DDS", "QOI")
+
+
+@pytest.mark.parametrize("fmt", FUZZED_FORMATS)
+def test_corrupted_photos_get_a_4xx_or_a_mask_never_a_5xx(client, small_photo, fmt):
+    """A CCP photo saved in each format, then bytes overwritten or cut off at seeded random places: the
+    service answers each with a mask (the damage was survivable) or a 4xx naming the problem."""
+    import random
+
+    rng = random.Random(fmt)
+    data = _encode(small_photo.resize((92, 138)), fmt)
+    answers = []
+    for _ in range(6):
+        damaged = bytearray(data)
+        for _ in range(rng.choice([1, 4, 16, 64])):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(1, len(damaged))]
+        r = client.post("/v1/predict/mask.png", content=bytes(damaged),
+                        headers={"content-type": "application/octet-stream"})
+        assert r.status_code in (200, 400, 413), (fmt, r.status_code, r.text[:300])
+        if r.status_code != 200:
+            assert r.json()["detail"], r.text  # a message, not an empty refusal
+        answers.append(r.status_code)
+    assert 400 in answers, answers  # the seeded damage reaches the decoder's error paths, not only pixels
+
+
 def test_service_keeps_serving_after_bad_input(client, photo_bytes, image_server):
     for kwargs, _, _ in _bad_cases(photo_bytes, image_server).values():
         assert client.post("/v1/predict", **kwargs).status_code < 500
