@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[str, list[float]] = {"upsampled": [], "transposed": []}
         for _ in range(args.rounds):
             for name, s in (("upsampled", upsampled), ("transposed", transposed)):
-                times[name].append(statistics.median(timed_ms(lambda s=s, feed=feed: s.run(None, feed), args.repeats, True)))
+                call = lambda s=s, feed=feed: s.run(None, feed)  # noqa: E731
+                times[name].append(statistics.median(timed_ms(call, args.repeats, True)))
         u, t = min(times["upsampled"]), min(times["transposed"])
         saved += max(0.0, u - t)
         print(f"| {i} | {cin}{f' + {cskip}' if cskip else ''} -> {cout} | {2 * h}x{2 * w} | {u:.2f} | {t:.2f} | "

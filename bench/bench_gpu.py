@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="passes over the photos per engine setting")
     ap.add_argument("--batch-max-size", type=int, default=8)
     ap.add_argument("--batch-max-wait-ms", type=float, default=5.0)
-    ap.add_argument("--engine-precision", default=DEFAULT_PRECISION, help="precision of the engine runs (the served one)")
+    ap.add_argument("--engine-precision", default=DEFAULT_PRECISION,
+                    help="precision of the engine runs (the served one)")
     args = ap.parse_args(argv)
 
     import torch
