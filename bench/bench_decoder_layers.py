@@ -70,16 +70,14 @@ def export_transposed(model_dir: Path, path: Path) -> None:
     import types
 
     import torch
-    from safetensors.torch import load_file
     from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 
+    from service.inference.backends import TorchBackend
     from training.card import read_card
     from training.export import _upsample_x2_forward, export_onnx
-    from training.models import build_model
 
     card = read_card(model_dir)
-    model = build_model(card["arch"]).eval()
-    model.load_state_dict(load_file(str(model_dir / "weights.safetensors")))
+    model = TorchBackend(model_dir, device="cpu").model  # the directory's weights, in eval mode
     taps = torch.from_numpy(TAPS)
     features = model.encoder.out_channels
     blocks = [m for m in model.modules() if isinstance(m, UnetDecoderBlock)]

@@ -132,7 +132,7 @@ def main() -> None:
     # right after the rounds above: how close each runtime comes to the limit, and what ratio it allows.
     macs = statistics.mean(conv_macs(args.model / "model.onnx", *ort.size_for(*im.shape[:2])) for im in images)
     peak = sgemm_peak_gmacs(threads)
-    session_options = ort.backend.describe() if hasattr(ort.backend, "describe") else {}
+    session_options = ort.backend.describe()
     version = ort.version
     del predictors, in_process  # the ORT predictor stays: it is measured again beside the HTTP paths
 
