@@ -9,13 +9,11 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import DEFAULT_MODEL as MODEL, REPO
 
 sys.path.insert(0, str(REPO))
 from bench import profile_ort  # noqa: E402
 from bench.roofline import conv_macs, sgemm_peak_gmacs  # noqa: E402
-
-MODEL = REPO / "models" / "default"
 
 
 @pytest.mark.parametrize("size", [(448, 288), (448, 320)])
