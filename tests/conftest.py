@@ -20,7 +20,7 @@ DEFAULT_MODEL = REPO / "models" / "default"
 
 # Small enough to train in seconds, real enough to exercise every code path.
 TINY_CONFIG = {
-    "encoder": "tu-regnetx_002", "decoder_channels": [16, 16, 16, 16, 16], "long_side": 128, "crop": [128, 96],
+    "encoder": "tu-regnetx_002", "encoder_weights": None, "decoder_channels": [16, 16, 16, 16, 16], "long_side": 128, "crop": [128, 96],
     "batch_size": 4, "epochs": 2, "val_percent": 25.0, "threads": 2, "lr": 0.002,
 }
 

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import yaml
 
+from training.pretrained import check_encoder
+
 
 @dataclass
 class TrainConfig:
     # model
-    encoder: str = "tu-regnetx_002"       # smp encoder name; timm ones are prefixed "tu-"
-    encoder_weights: str | None = None    # None = learn from scratch; "imagenet" needs internet
+    encoder: str = "tu-efficientnet_lite0"  # smp encoder name; timm ones are prefixed "tu-"
+    encoder_weights: str | None = "imagenet"  # "imagenet" = the weights an installed package ships
+                                          # (training/pretrained.py); None = learn from scratch
     decoder_channels: list[int] = field(default_factory=lambda: [64, 48, 32, 16, 16])  # U-Net decoder widths, deep to shallow
     taxonomy: str = "fashion-13"          # built-in name or path of a taxonomy JSON
     # input
@@ -24,22 +27,32 @@ class TrainConfig:
     size_multiple: int = 32               # both input sides are rounded to a multiple of this (encoder stride)
     crop: list[int] = field(default_factory=lambda: [384, 256])  # training crop (h, w) after scaling
     scale_range: list[float] = field(default_factory=lambda: [0.8, 1.25])  # random zoom around long_side
-    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # per-channel normalisation, 0-1 scale
-    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    rotate: float = 10.0                  # random rotation up to this many degrees (half the crops), mask-safe
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])  # per-channel normalisation, 0-1 scale:
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])   # EfficientNet-Lite saw [-1, 1] inputs
     # optimisation
     epochs: int = 40                      # passes over the training split
     batch_size: int = 8                   # images per step (per process under torchrun)
-    lr: float = 2e-3                      # peak AdamW learning rate, reached after warmup
+    lr: float = 2e-3                      # peak AdamW learning rate of the decoder and head, reached after warmup
+    encoder_lr_ratio: float = 1.0         # the encoder's learning rate is lr * this: below 1 keeps pretrained
+                                          # features from being washed out by the random decoder's first steps
     weight_decay: float = 1e-4            # AdamW decoupled weight decay
     warmup_epochs: float = 1.0            # linear warmup, then cosine decay to lr * min_lr_ratio
     min_lr_ratio: float = 0.02
     dice_weight: float = 1.0              # loss = cross-entropy + dice_weight * Dice (Dice lifts rare classes)
+    lovasz_weight: float = 0.0            # + lovasz_weight * Lovasz-softmax, a direct surrogate of per-class IoU
     class_weight_power: float = 0.0       # cross-entropy class weights = (training pixel share) ** -power, mean 1:
                                           # 0 unweighted, 0.5 inverse square root, 1 inverse frequency (rare garments)
     average_epochs: int = 0               # stochastic weight averaging: average the weights at the end of the last N
                                           # epochs, re-estimate BatchNorm on training crops, keep it if it validates best
+    repeat_threshold: float = 0.0         # class-aware sampling (LVIS repeat factors): a class found in a share f of
+                                          # the photos makes them drawn max(1, sqrt(threshold / f)) times as often;
+                                          # 0 = every photo equally often
     # data
     val_percent: float = 10.0             # share of image ids (by stable hash) held out for validation
+    pseudo_labels: str | None = None      # folder written by `tailor pseudo-label` (teacher masks of unlabeled
+                                          # photos, unsure pixels ignored) to train on beside the real masks
+    pseudo_ratio: float = 1.0             # pseudo-labelled photos drawn per epoch, as a share of the real ones
     max_images: int | None = None         # cap the dataset (smoke tests); None = all
     # runtime
     seed: int = 0                         # seeds python, numpy and torch; the split does not depend on it
@@ -81,6 +94,18 @@ class TrainConfig:
             raise ValueError(f"class_weight_power must be between 0 and 1, not {self.class_weight_power}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("mean and std need three values, std positive")
+        if not 0 < self.encoder_lr_ratio <= 1:
+            raise ValueError(f"encoder_lr_ratio must be in (0, 1], not {self.encoder_lr_ratio}")
+        if self.dice_weight < 0 or self.lovasz_weight < 0 or self.repeat_threshold < 0 or self.rotate < 0:
+            raise ValueError("dice_weight, lovasz_weight, repeat_threshold and rotate must not be negative")
+        if not 0 < self.pseudo_ratio <= 10:
+            raise ValueError(f"pseudo_ratio must be in (0, 10], not {self.pseudo_ratio}")
+        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ValueError(f"scale_range must be [low, high] with 0 < low <= high, not {self.scale_range}")
+        if self.encoder_weights not in (None, "imagenet"):
+            raise ValueError(f"encoder_weights must be null or 'imagenet', not {self.encoder_weights!r}")
+        if self.encoder_weights == "imagenet":
+            check_encoder(self.encoder)
 
     def to_dict(self) -> dict:
         return asdict(self)

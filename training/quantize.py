@@ -29,11 +29,13 @@ class QuantizationRejected(RuntimeError):
     """The int8 model scored too far below the original; nothing was written."""
 
 
-def _session(path: Path):
+def ort_session(path: Path, threads: int | None = None):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
@@ -75,7 +77,7 @@ def compare_on_val(models: dict[str, Path], card: dict, folder: DatasetFolder, v
     with the first; progress(done, total) after each photo."""
     taxonomy = Taxonomy.from_dict(card["taxonomy"], origin="card.json")
     names = taxonomy.names
-    sessions = {name: _session(path) for name, path in models.items()}
+    sessions = {name: ort_session(path) for name, path in models.items()}
     conf = {name: np.zeros((len(names), len(names)), dtype=np.int64) for name in models}
     agree = dict.fromkeys(models, 0)
     pixels, first = 0, next(iter(models))

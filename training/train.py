@@ -17,8 +17,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from segmentation_models_pytorch.losses import DiceLoss
+from segmentation_models_pytorch.losses import DiceLoss, LovaszLoss
 from torch.nn.parallel import DistributedDataParallel
+from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -26,12 +27,13 @@ from training import checkpoint as ckpt
 from training.augment import IGNORE
 from training.card import read_card
 from training.config import TrainConfig
-from training.data import AugmentedSegmentation, seed_worker
+from training.data import AugmentedSegmentation, epoch_sampler, repeat_factors, seed_worker
 from training.dataset import load_samples, scan_dataset
 from training.metrics import confusion, scores
-from training.models import build_model, count_parameters
+from training.models import build_initialised, build_model, count_parameters
 from training.plots import plot_confusion, plot_history
 from training.preprocessing import input_size, logits_to_labels, to_input
+from training.pseudo_label import load_pseudo_pairs
 from training.taxonomy import load_taxonomy
 
 
@@ -68,8 +70,23 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
     log(f"data: {len(train_samples)} train, {len(val_samples)} val images from {data_dir}")
     train_pairs = [(img, m) for _, img, m in load_samples(folder, train_samples, taxonomy)]
     val_pairs = [(s.id, img, m) for s, img, m in load_samples(folder, val_samples, taxonomy)] if main else []
-    dataset = AugmentedSegmentation(train_pairs, cfg)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=cfg.seed, drop_last=True) if distributed else None
+    pseudo_pairs, pseudo_manifest = [], None
+    if cfg.pseudo_labels:
+        pseudo_pairs, pseudo_manifest = load_pseudo_pairs(Path(cfg.pseudo_labels), taxonomy.name, taxonomy.num_classes)
+        log(f"pseudo labels: {len(pseudo_pairs)} photos drafted by {pseudo_manifest['teacher']['version']} "
+            f"({pseudo_manifest['kept_pixel_share']:.0%} of their pixels kept), {cfg.pseudo_ratio:g}x the real "
+            "photos per epoch")
+    dataset = AugmentedSegmentation(train_pairs + pseudo_pairs, cfg)
+    weighted = cfg.repeat_threshold > 0 or bool(pseudo_pairs)
+    if weighted and distributed:
+        raise ValueError("repeat_threshold and pseudo_labels draw photos in one process; run without torchrun")
+    if weighted:
+        real = (repeat_factors([m for _, m in train_pairs], taxonomy.num_classes, cfg.repeat_threshold)
+                if cfg.repeat_threshold > 0 else np.ones(len(train_pairs)))
+        sampler = epoch_sampler(real, len(pseudo_pairs), cfg.pseudo_ratio, cfg.seed)
+        log(f"class-aware sampling: photos drawn up to {real.max():.2f}x as often (mean {real.mean():.2f}x)")
+    else:
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=cfg.seed, drop_last=True) if distributed else None
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                         drop_last=len(dataset) >= cfg.batch_size * world, num_workers=0,
                         worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(cfg.seed))
@@ -77,20 +94,25 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
     # ---- model: fresh, fine-tuned from a model directory, or resumed
     arch = cfg.arch(taxonomy.num_classes)
     parent = None
-    model = build_model(arch, cfg.encoder_weights)
-    if init_model is not None:
+    if init_model is None:
+        model, encoder_init = build_initialised(arch, cfg.encoder_weights)
+        if encoder_init:
+            log(f"init: encoder {cfg.encoder} from {encoder_init['package']} {encoder_init['version']} "
+                f"({encoder_init['entries']} entries, sha256 {encoder_init['sha256'][:12]})")
+    else:
         card = read_card(init_model)
         if card["taxonomy"]["name"] != taxonomy.name or card["arch"] != arch:
             raise ValueError(f"{init_model}: its arch/taxonomy differ from this config; set encoder, "
                              f"decoder_channels and taxonomy to match {card['arch']}")
-        from safetensors.torch import load_file
+        model = build_model(arch)
         model.load_state_dict(load_file(str(Path(init_model) / "weights.safetensors")))
         parent = {"version": card["version"], "sha256": card["files"].get("weights.safetensors")}
+        encoder_init = card.get("training", {}).get("encoder_init")  # lineage goes back to the first weights
         log(f"init: fine-tuning from {init_model} (version {card['version']})")
     model.to(device)
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg)
     steps_per_epoch = max(1, len(loader))
     total_steps = cfg.epochs * steps_per_epoch
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
@@ -105,7 +127,9 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
              "taxonomy": taxonomy.to_dict(), "parent": parent, "data": {"path": str(data_dir),
              "fingerprint": folder.fingerprint() if main else None, "train_images": len(train_samples),
              "val_images": len(val_samples), "val_ids": [s.id for s in val_samples]},
-             "parameters": count_parameters(model), "train_seconds": 0.0,
+             "pseudo_labels": pseudo_manifest and {k: pseudo_manifest[k] for k in ("teacher", "images", "scales",
+                                                   "flip", "min_confidence", "kept_pixel_share")},
+             "encoder_init": encoder_init, "parameters": count_parameters(model), "train_seconds": 0.0,
              "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     # Rank 0 keeps the running weight average of the last average_epochs epochs (all ranks hold the same weights).
     averaged = AveragedModel(model) if main and cfg.average_epochs else None
@@ -128,6 +152,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
 
     net = DistributedDataParallel(model) if distributed else model
     dice = DiceLoss(mode="multiclass", ignore_index=IGNORE)
+    lovasz = LovaszLoss(mode="multiclass", ignore_index=IGNORE)
     ce_weight = class_weights([m for _, m in train_pairs], taxonomy.num_classes, cfg.class_weight_power)
     if ce_weight is not None:
         ce_weight = ce_weight.to(device)
@@ -148,7 +173,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
         started, loss_sum, seen = time.perf_counter(), 0.0, 0
         for x, y in loader:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(state["step"])
+                group["lr"] = lr_at(state["step"]) * group["lr_scale"]
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if use_amp:
                 x = x.to(memory_format=torch.channels_last)
@@ -156,6 +181,8 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
                 logits = net(x)
             logits = logits.float()
             loss = F.cross_entropy(logits, y, weight=ce_weight, ignore_index=IGNORE) + cfg.dice_weight * dice(logits, y)
+            if cfg.lovasz_weight:
+                loss = loss + cfg.lovasz_weight * lovasz(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -224,6 +251,16 @@ def finish_average(averaged: AveragedModel, loader, val_pairs, cfg: TrainConfig,
         ckpt.save_checkpoint(out_dir / "best", averaged.module, None, state)
         np.save(out_dir / "best_confusion.npy", conf)
         plot_confusion(conf, names, out_dir / "confusion.png", title=f"average of the last {cfg.average_epochs} epochs")
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with two groups: the encoder at lr_scale encoder_lr_ratio, the decoder and head at 1."""
+    encoder_params = list(model.encoder.parameters())
+    encoder_ids = {id(p) for p in encoder_params}
+    return torch.optim.AdamW([
+        {"params": encoder_params, "lr_scale": cfg.encoder_lr_ratio},
+        {"params": [p for p in model.parameters() if id(p) not in encoder_ids], "lr_scale": 1.0},
+    ], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def class_weights(masks: list[np.ndarray], num_classes: int, power: float) -> torch.Tensor | None:

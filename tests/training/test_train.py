@@ -15,7 +15,7 @@ import torch
 from training import checkpoint as ckpt
 from training.config import TrainConfig
 from training.models import build_model
-from training.train import class_weights, train
+from training.train import class_weights, make_optimizer, train
 
 REPO = __import__("tests.conftest", fromlist=["REPO"]).REPO
 
@@ -84,7 +84,7 @@ def test_optimizer_state_round_trips(tiny_run, tiny_config_file):
     state = ckpt.load_state(tiny_run / "last")
     model = build_model(state["arch"])
     model.load_state_dict(ckpt.load_weights(tiny_run / "last"))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = make_optimizer(model, TrainConfig(**state["config"]))
     ckpt.load_optimizer(tiny_run / "last", opt, state["optimizer_meta"])
     restored = opt.state_dict()["state"]
     assert len(restored) == len(list(model.parameters()))
