@@ -40,7 +40,7 @@ def main() -> None:
     from service.inference import Predictor
     from service.inference.backends import default_threads
     from training.dataset import load_samples, scan_dataset
-    from training.images import decode_image, decode_image_for
+    from models.images import decode_image, decode_image_for
     from training.metrics import confusion, scores
 
     predictor = Predictor(args.model, backend="onnx", threads=default_threads())

@@ -73,7 +73,7 @@ def export_transposed(model_dir: Path, path: Path) -> None:
     from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 
     from service.inference.backends import TorchBackend
-    from training.card import read_card
+    from models.card import read_card
     from training.export import _upsample_x2_forward, export_onnx
 
     card = read_card(model_dir)
@@ -106,7 +106,7 @@ def whole_model(model_dir: Path, data: Path, images: int, rounds: int, threads: 
 
     from bench.bench_ort import interleaved_ms
     from service.inference import Predictor
-    from training.images import decode_image
+    from models.images import decode_image
 
     predictor = Predictor(model_dir, backend="onnx")
     inputs = [predictor.preprocess(decode_image(p.read_bytes()))[None] for p in sorted(data.glob("*.jpg"))[:images]]
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     from service.inference.backends import default_threads
-    from training.card import read_card
+    from models.card import read_card
 
     card = read_card(args.model)
     decoder = card["arch"]["decoder_channels"]

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from service.inference import Predictor
-    from training.images import decode_image
+    from models.images import decode_image
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here; run on a GPU machine, or pass --device cpu for a smoke run")

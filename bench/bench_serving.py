@@ -54,7 +54,7 @@ BASELINE = ", baseline"
 def stage_medians(images, predictor, rounds: int) -> dict[str, float]:
     """Medians (ms, 1 caller) of the pieces around the model, the alternatives interleaved per photo."""
     from service.results import prediction_result
-    from training.preprocessing import logits_to_labels, logits_to_labels_reference
+    from models.preprocessing import logits_to_labels, logits_to_labels_reference
 
     times: dict[str, list[float]] = {}
 
@@ -101,7 +101,7 @@ def main() -> None:
 
     from service.inference import Predictor
     from service.inference.backends import default_threads
-    from training.images import decode_image
+    from models.images import decode_image
 
     threads = args.threads or default_threads()
     paths = sorted(args.data.glob("*.jpg"))[: args.images]

@@ -52,7 +52,7 @@ def wait_ready(http, proc, timeout: float = 300) -> None:
 
 def submit(http, data: Path, taxonomy) -> int:
     """Each photo + its CCP mask (mapped to the taxonomy) as a correction, then approved by a reviewer."""
-    from training.images import encode_png, read_label_map
+    from models.images import encode_png, read_label_map
 
     lut = taxonomy.lut_for_labels((data / "labels.txt").read_text().splitlines())
     n = 0
@@ -93,8 +93,8 @@ def run(args) -> dict:
     from service.evaluate import evaluate
     from training.config import TrainConfig
     from training.export import export_model
-    from training.images import decode_image
-    from training.taxonomy import load_taxonomy
+    from models.images import decode_image
+    from models.taxonomy import load_taxonomy
     from training.train import train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tailor-demo-"))
@@ -182,7 +182,7 @@ def run(args) -> dict:
 
 def control_model(work: Path, initial: Path, model0: Path, args) -> Path:
     """The retrain's recipe (same epochs, lr, init) on the initial photos only: what extra epochs alone give."""
-    from training.card import read_card
+    from models.card import read_card
     from training.config import TrainConfig
     from training.export import export_model
     from training.train import train

@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO))
 
 from service.formats import png  # noqa: E402
 from service.inference import Predictor  # noqa: E402
-from training.images import decode_image  # noqa: E402
+from models.images import decode_image  # noqa: E402
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from service.inference import Predictor
     from service.inference.backends import default_threads
-    from training.images import decode_image
+    from models.images import decode_image
 
     photos = sorted(args.data.glob("*.jpg"))[: args.images]
     if not photos:

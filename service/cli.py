@@ -45,8 +45,8 @@ def train(
     """Train (or fine-tune) a U-Net; resumes from OUT/last when it exists. Works under torchrun."""
     from training.config import TrainConfig
     from training.dataset import DatasetError
-    from training.taxonomy import TaxonomyError
-    from training.card import ModelDirError
+    from models.taxonomy import TaxonomyError
+    from models.card import ModelDirError
 
     try:
         cfg = TrainConfig.from_file(config, epochs=epochs, threads=threads, max_images=max_images, max_steps=max_steps)
@@ -95,7 +95,7 @@ def quantize(
     """Write an int8 copy of MODEL for CPU serving, refused unless it scores like the original on val."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from training.card import ModelDirError
+    from models.card import ModelDirError
     from training.dataset import DatasetError
     from training.quantize import QuantizationRejected, quantize_model
 
@@ -133,9 +133,9 @@ def evaluate(
     from rich.console import Console as OutConsole
 
     from service.evaluate import evaluate as run_eval, results_table, write_json
-    from training.card import ModelDirError
+    from models.card import ModelDirError
     from training.dataset import DatasetError
-    from training.taxonomy import TaxonomyError
+    from models.taxonomy import TaxonomyError
 
     try:
         result = run_eval(model, data, backend=backend, threads=threads)
@@ -222,7 +222,7 @@ def predict(
 
     from service.engine import Engine, load_predictor
     from service.offline import collect_inputs, predict_files
-    from training.card import ModelDirError
+    from models.card import ModelDirError
 
     settings = _settings(model_dir=model, backend=backend, threads=threads)
     inputs, missing = collect_inputs(paths)
@@ -257,7 +257,7 @@ def predict(
 
 def _parity_photos(data: Path, count: int = 4):
     from training.dataset import DatasetError, scan_dataset
-    from training.images import decode_image
+    from models.images import decode_image
 
     try:
         folder = scan_dataset(data, require_masks=False)

@@ -88,7 +88,7 @@ def models_activate(version: Annotated[str, typer.Argument(help="a version from 
     seconds; POST /v1/models/VERSION/activate swaps at once."""
     from service.cli import console, fail
     from service.store.models_registry import ModelStoreError, get_model, set_current
-    from training.card import ModelDirError, read_card
+    from models.card import ModelDirError, read_card
 
     _, store = _store()
     try:
@@ -109,7 +109,7 @@ def corrections_export(dest: Annotated[Path, typer.Option(help="dataset folder t
     """Write the approved corrections as a dataset folder: images/, masks/, labels.txt (for `tailor train`)."""
     from service.cli import console, fail
     from service.store.corrections import CorrectionError, export_approved
-    from training.taxonomy import TaxonomyError, load_taxonomy
+    from models.taxonomy import TaxonomyError, load_taxonomy
 
     try:
         tax = load_taxonomy(taxonomy)
@@ -137,8 +137,8 @@ def corrections_add(image: Annotated[Path, typer.Argument(help="the photo (store
     """Store an annotator's final mask for a photo (source 'import'); prints the correction id."""
     from service.cli import console, fail
     from service.store.corrections import CorrectionError, save_correction
-    from training.images import ImageDecodeError, read_label_map
-    from training.taxonomy import TaxonomyError, load_taxonomy
+    from models.images import ImageDecodeError, read_label_map
+    from models.taxonomy import TaxonomyError, load_taxonomy
 
     try:
         tax = load_taxonomy(taxonomy)

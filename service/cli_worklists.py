@@ -54,7 +54,7 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
     from service.cli import console, fail
     from service.engine import load_predictor
     from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
-    from training.card import ModelDirError
+    from models.card import ModelDirError
 
     settings, store = _open()
     settings = settings.model_copy(update={"model_dir": model}) if model else settings

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from service.inference import Prediction, Predictor
 from service.inference.batcher import MicroBatcher
@@ -42,6 +43,9 @@ class _Job:
 class Engine:
     def __init__(self, predictor: Predictor, settings: Settings, metrics=None):
         self.predictor, self.settings, self.metrics = predictor, settings, metrics
+        # Pillow's decompression-bomb guard, at this service's own limit: it refuses to open images over
+        # twice max_pixels, before the header check below them gives its clearer 413.
+        Image.MAX_IMAGE_PIXELS = settings.max_pixels
         on_gpu = str(getattr(predictor.backend, "device", "cpu")).startswith("cuda")
         # On a GPU concurrent requests are grouped; on CPU one call already uses every core, so
         # batching would only add waiting.

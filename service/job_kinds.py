@@ -74,8 +74,8 @@ def model_path(store, version: str | None) -> tuple[str, Path]:
 def run_evaluate(ctx) -> dict:
     """Score a version (default: the current one) on the evaluation set, or on a dataset under batch_root."""
     from service.promotion import export_eval_set, score
-    from training.card import read_card
-    from training.taxonomy import Taxonomy
+    from models.card import read_card
+    from models.taxonomy import Taxonomy
 
     store, settings = ctx.store, ctx.settings
     version, path = model_path(store, ctx.params.get("version"))

@@ -17,7 +17,7 @@ from service.store.corrections import CorrectionError, export_approved
 from service.store.models_registry import current_version, get_model, set_current, set_status
 from service.store.queue import promotion_dict, record_promotion
 from service.store.tables import Promotion
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 log = logging.getLogger("tailor.promotion")
 KEPT = ("miou", "pixel_accuracy", "per_class", "images", "model_version")
@@ -89,7 +89,7 @@ def score(model_dir: Path, data_dir: Path, threads: int | None = None) -> dict:
 def judge(store: Store, settings, candidate: str, eval_dir: Path, *, job_id: int | None = None,
           progress=lambda **_: None) -> dict:
     """Score the candidate and the current model on the evaluation set, decide, record; promote if allowed."""
-    from training.card import read_card
+    from models.card import read_card
     from training.dataset import scan_dataset
 
     with store.session() as s:

@@ -16,7 +16,7 @@ from service.formats import FORMATS, LabelLayers, UnknownFormatError, as_layers,
 from service.formats import png as png_format
 from service.inference import Prediction
 from service.qa.left_right import split_left_right
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 __all__ = ["FORMATS", "UnknownFormatError", "parse_formats", "class_summaries", "output_classes",
            "described_classes", "prediction_result", "coco_document", "coco_image_entry"]

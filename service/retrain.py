@@ -33,7 +33,7 @@ def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str]) -> int:
     from PIL import Image as PILImage
 
     from training.dataset import scan_dataset
-    from training.images import read_label_map
+    from models.images import read_label_map
 
     folder = scan_dataset(base)
     lut = taxonomy.lut_for_labels(folder.labels, origin=str(base / "labels.txt"))
@@ -117,10 +117,10 @@ def _registered_before(ctx) -> str | None:
 
 
 def _retrain(ctx, work: Path) -> dict:
-    from training.card import read_card
+    from models.card import read_card
     from training.export import export_model
-    from training.images import decode_image
-    from training.taxonomy import Taxonomy
+    from models.images import decode_image
+    from models.taxonomy import Taxonomy
 
     from service.job_kinds import model_path
 

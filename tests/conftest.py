@@ -39,7 +39,7 @@ def make_small_copy(src: Path, dst: Path, ids: list[str], scale: float = 0.25) -
 
 @pytest.fixture(scope="session")
 def tax():
-    from training.taxonomy import load_taxonomy
+    from models.taxonomy import load_taxonomy
 
     return load_taxonomy("fashion-13")
 
@@ -73,7 +73,7 @@ def tiny_run(tiny_data, tiny_config_file, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run, ccp, tmp_path_factory) -> Path:
     from training.export import export_model
-    from training.images import decode_image
+    from models.images import decode_image
 
     photos = [decode_image(ccp / "images" / f"{i}.jpg") for i in ("0001", "0002")]
     out = tmp_path_factory.mktemp("models") / "tiny"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.images import ImageDecodeError, decode_image, read_label_map
-from training.taxonomy import Taxonomy
+from models.images import ImageDecodeError, decode_image, read_label_map
+from models.taxonomy import Taxonomy
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 

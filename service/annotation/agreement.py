@@ -15,7 +15,7 @@ from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem, Worklist
 from service.store.worklists import WorklistNotFound, item_corrections
-from training.images import encode_png
+from models.images import encode_png
 
 
 def annotator_corrections(session: Session, item: WorkItem) -> dict[str, Correction]:

@@ -16,7 +16,7 @@ from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import WorkItem, Worklist
 from service.store.worklists import WorklistError, add_item, image_id_from_name
-from training.images import ImageDecodeError, decode_image, decode_image_for
+from models.images import ImageDecodeError, decode_image, decode_image_for
 
 SizeRule = Callable[[int, int], tuple[int, int]]  # the model's (H, W) -> input (h, w), Predictor.size_for
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")

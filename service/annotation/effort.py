@@ -19,7 +19,7 @@ from service.qa.measures import summarise
 from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem, Worklist
-from training.images import read_label_map
+from models.images import read_label_map
 
 KEYS = ("changed_fraction", "boundary_f", "mean_iou")
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem
-from training.images import decode_image, read_label_map
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.images import decode_image, read_label_map
+from models.taxonomy import Taxonomy, load_taxonomy
 
 
 @lru_cache(maxsize=8)

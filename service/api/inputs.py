@@ -17,7 +17,7 @@ from fastapi import HTTPException
 from PIL import Image
 
 from service.settings import Settings
-from training.images import ImageDecodeError, decode_image, decode_image_for
+from models.images import ImageDecodeError, ImageTooLarge, decode_image, decode_image_for
 
 
 class InputError(HTTPException):
@@ -75,6 +75,8 @@ def decode_upload(data: bytes, name: str, settings: Settings,
             shape = image.shape[:2]
         else:
             image, shape = decode_image_for(data, size_for, origin=name, max_pixels=settings.max_pixels)
+    except ImageTooLarge as exc:  # Pillow's bomb guard refused to open it at all
+        raise InputError(413, f"{exc} (max_pixels: {settings.max_pixels})") from None
     except ImageDecodeError as exc:
         # Pillow names the in-memory buffer ("<_io.BytesIO object at 0x...>"): noise to a client.
         raise InputError(400, _BUFFER_REPR.sub("", str(exc))) from None

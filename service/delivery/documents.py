@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.results import class_annotations, coco_categories
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 from .items import FLAG_REASON, DeliveryItem
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 __all__ = ["DeliveryError", "DeliveryItem", "FLAG_REASON", "check_image_id", "sanitize_image_id"]
 

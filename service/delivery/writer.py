@@ -17,9 +17,9 @@ from typing import Any
 
 from service.formats import png
 from service.qa.left_right import split_left_right, split_taxonomy
-from training.card import sha256_file
-from training.images import encode_png
-from training.taxonomy import Taxonomy
+from models.card import sha256_file
+from models.images import encode_png
+from models.taxonomy import Taxonomy
 
 from . import documents as docs
 from .items import DeliveryError, DeliveryItem, check_declared_size, check_items, checked_label_map, image_info

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from training.card import ModelDirError, read_card
+from models.card import ModelDirError, read_card
 
 
 class Backend(Protocol):

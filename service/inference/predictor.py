@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from service.inference.backends import Backend, load_backend
-from training.card import read_card
-from training.preprocessing import entropy_difficulty, input_size, logits_to_labels, to_input
-from training.taxonomy import Taxonomy
+from models.card import read_card
+from models.preprocessing import entropy_difficulty, input_size, logits_to_labels, single_threaded_cv2, to_input
+from models.taxonomy import Taxonomy
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Prediction:
 class Predictor:
     def __init__(self, model_dir: Path | str, backend: str = "auto", threads: int | None = None,
                  verify: bool = True, backend_instance: Backend | None = None, **torch_options):
+        single_threaded_cv2()
         self.model_dir = Path(model_dir)
         self.card = read_card(self.model_dir, verify=verify)
         self.taxonomy = Taxonomy.from_dict(self.card["taxonomy"], origin=str(self.model_dir / "card.json"))

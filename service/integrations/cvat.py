@@ -23,7 +23,7 @@ from service.formats import png as png_format
 from service.formats import polygons
 from service.qa.left_right import split_taxonomy
 from service.results import class_summaries, output_classes
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 __all__ = ["GarmentMasks", "create"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from service.formats import ls_brush, polygons
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 log = logging.getLogger("tailor.labelstudio")
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from service.qa.measures import check_map, check_same_shape, class_name, colorize, compare_maps, summarise
 from service.qa.settings import QAThresholds
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.taxonomy import Taxonomy, load_taxonomy
 
 HIGHLIGHT = (255, 0, 255)  # magenta: no class colour in fashion-13 is close to it
 

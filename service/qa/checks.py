@@ -16,7 +16,7 @@ from service.qa.left_right import CENTRE, local_midline, paired_parts, side_of
 from service.qa.measures import Parts, check_map, check_same_shape, parts
 from service.qa.settings import QAThresholds
 from service.qa.summary import CHECK_NAMES, batch_checklist, checklist
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["CHECKS", "Check", "Flag", "batch_checklist", "checklist", "disagreement", "empty_margins",
            "flag_overlay_png", "islands", "left_right", "missing_classes", "overlaps", "run_checks"]

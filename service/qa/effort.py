@@ -11,7 +11,7 @@ import numpy as np
 
 from service.qa.measures import class_name, compare_maps, summarise
 from service.qa.settings import QAThresholds
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.taxonomy import Taxonomy, load_taxonomy
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 from service.qa.lr_classes import LEFT, RIGHT, SplitClasses, split_taxonomy
 from service.qa.measures import check_map, parts
 from service.qa.settings import QAThresholds
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.taxonomy import Taxonomy, load_taxonomy
 
 CENTRE = "centre"
 __all__ = ["LEFT", "RIGHT", "CENTRE", "SplitClasses", "split_taxonomy", "body_midline", "local_midline",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.taxonomy import Taxonomy, TaxonomyClass
+from models.taxonomy import Taxonomy, TaxonomyClass
 
 LEFT, RIGHT = "left", "right"
 

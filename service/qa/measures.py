@@ -118,7 +118,7 @@ def compare_maps(a: np.ndarray, b: np.ndarray, tolerance: float, num_classes: in
 def colorize(label_map: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
     """RGB uint8 view of a label map; ids beyond the palette show grey."""
     if palette is None:
-        from training.taxonomy import load_taxonomy
+        from models.taxonomy import load_taxonomy
         palette = load_taxonomy().palette()
     lut = np.full((256, 3), 128, dtype=np.uint8)
     lut[: len(palette)] = palette

@@ -13,7 +13,7 @@ import numpy as np
 
 from service.qa.measures import check_map, class_name, label_boundary, parts
 from service.qa.settings import QAThresholds
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.taxonomy import Taxonomy, load_taxonomy
 
 CSV_COLUMNS = ("image_id", "annotator", "classes_present", "difficulty", "notes", "qa_status")
 

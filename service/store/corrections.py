@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from service.store.files import FileStore, Staged, sha256_bytes
 from service.store.tables import SOURCES, STATUSES, Correction, Image, utcnow
-from training.images import ImageDecodeError, decode_image, encode_png
-from training.taxonomy import Taxonomy
+from models.images import ImageDecodeError, decode_image, encode_png
+from models.taxonomy import Taxonomy
 
 __all__ = ["CorrectionError", "CorrectionNotFound", "save_correction", "get_correction", "find_by_external_id",
            "list_corrections", "count_corrections", "review", "delete_correction", "load_label_map",
@@ -203,7 +203,7 @@ def delete_correction(session: Session, correction_id: int) -> None:
 
 
 def load_label_map(files: FileStore, correction: Correction, draft: bool = False) -> np.ndarray | None:
-    from training.images import read_label_map
+    from models.images import read_label_map
 
     rel = correction.draft_mask_path if draft else correction.mask_path
     return read_label_map(files.path(rel)) if rel else None

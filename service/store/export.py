@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.store.files import FileStore
 from service.store.tables import Correction, utcnow
-from training.taxonomy import Taxonomy
+from models.taxonomy import Taxonomy
 
 
 @dataclass

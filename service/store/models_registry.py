@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store.tables import MODEL_STATUSES, CurrentModel, ModelActivation, ModelVersion, utcnow
-from training.card import ModelDirError, read_card
+from models.card import ModelDirError, read_card
 
 
 class ModelStoreError(ValueError):

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from training.images import read_label_map  # noqa: E402
+from models.images import read_label_map  # noqa: E402
 
 from tests.conftest import CCP  # noqa: E402
 

@@ -12,7 +12,7 @@ import pytest
 from service.formats import FORMATS, LabelLayers, coco_rle, ls_brush, png, polygons
 from service.formats._runs import bounding_box, class_mask, value_runs
 from service.results import class_summaries
-from training.taxonomy import load_taxonomy
+from models.taxonomy import load_taxonomy
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (5, 3), (33, 17)]
 

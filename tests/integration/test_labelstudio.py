@@ -19,7 +19,7 @@ import pytest
 
 from service.formats import ls_brush
 from tests.live_server import serve_app
-from training.images import decode_image
+from models.images import decode_image
 
 try:
     from label_studio_sdk.converter.brush import decode_rle  # the reference decoder, in the project venv

@@ -15,7 +15,7 @@ from service.store import queue
 from service.store.models_registry import current_version, get_model, register_model
 from service.worker import Worker
 from tests.jobs.conftest import approve_predictions, job_settings, seed_model
-from training.taxonomy import load_taxonomy
+from models.taxonomy import load_taxonomy
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def world(tmp_path, tiny_model, tiny_data):
 
 def _export(run_dir, out, photos_dir):
     from training.export import export_model
-    from training.images import decode_image
+    from models.images import decode_image
 
     photo = sorted(photos_dir.glob("*.jpg"))[0]
     return export_model(run_dir / "best", out, parity_images=[decode_image(photo)])

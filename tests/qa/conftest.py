@@ -8,7 +8,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from training.images import decode_image, read_label_map  # noqa: E402
+from models.images import decode_image, read_label_map  # noqa: E402
 
 from tests.conftest import CCP  # noqa: E402
 

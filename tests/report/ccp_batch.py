@@ -21,8 +21,8 @@ from service.qa.worklist import difficulty_reason, draft_info
 from service.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
                                  effort_timeline, flag_dicts)
 from service.report.thumbs import overlay_thumbnail
-from training.images import decode_image, read_label_map
-from training.taxonomy import Taxonomy, load_taxonomy
+from models.images import decode_image, read_label_map
+from models.taxonomy import Taxonomy, load_taxonomy
 
 CCP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp"
 ANNOTATORS = ("ana", "bo", "chen")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from conftest import DEFAULT_MODEL
 
-from training.images import decode_image
+from models.images import decode_image
 
 
 def test_onnx_and_torch_agree_on_ccp_photos(predictor, photos):

@@ -16,7 +16,7 @@ from conftest import DEFAULT_MODEL, make_settings
 from service.engine import Engine
 from service.inference import Predictor
 from service.inference.batcher import BatcherClosed, MicroBatcher
-from training.images import decode_image
+from models.images import decode_image
 
 
 class Recorder:

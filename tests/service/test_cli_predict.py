@@ -64,7 +64,7 @@ def test_all_good_exits_zero(tmp_path, photos):
 def test_heic_photos_in_a_folder_are_drafted(tmp_path, photos):
     from PIL import Image
 
-    import training.images  # noqa: F401  (registers Pillow's HEIF plugin, here to write the test photo)
+    import models.images  # noqa: F401  (registers Pillow's HEIF plugin, here to write the test photo)
 
     shoot = tmp_path / "iphone"
     shoot.mkdir()

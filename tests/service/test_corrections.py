@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.formats import coco_rle
 from tests.store.helpers import snapshot
-from training.images import encode_png, read_label_map
-from training.taxonomy import load_taxonomy
+from models.images import encode_png, read_label_map
+from models.taxonomy import load_taxonomy
 
 TAX = load_taxonomy("fashion-13")
 

@@ -16,7 +16,7 @@ from cvat_sdk.auto_annotation.driver import _AnnotationMapper, _DetectionFunctio
 from cvat_sdk.masks import decode_mask
 from service.formats import polygons
 from service.integrations.cvat import GarmentMasks
-from training.images import decode_image
+from models.images import decode_image
 
 
 def _context(conv_mask_to_poly: bool = False, conf_threshold=None):

@@ -12,7 +12,7 @@ import pytest
 from conftest import png_array, post_image
 from PIL import Image
 
-from training.images import decode_image
+from models.images import decode_image
 
 # Orientation tag -> how the stored pixels relate to the upright photo (np.rot90 turns counter-clockwise).
 STORED = {6: lambda up: np.rot90(up, 1), 8: lambda up: np.rot90(up, -1), 3: lambda up: np.rot90(up, 2)}

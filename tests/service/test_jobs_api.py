@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.store.models_registry import current_version, register_model, set_current
-from training.images import decode_image, encode_png
+from models.images import decode_image, encode_png
 
 TOKEN = "jobs-token-0123456789"
 

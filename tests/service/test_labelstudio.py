@@ -25,7 +25,7 @@ from service.integrations.labelstudio import (
     project_id,
 )
 from tests.live_server import serve_app
-from training.images import decode_image
+from models.images import decode_image
 
 try:
     from label_studio_sdk.converter.brush import decode_rle

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from service.formats import coco_rle, png
 from service.qa.left_right import split_left_right, split_taxonomy
-from training.images import decode_image
+from models.images import decode_image
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
 

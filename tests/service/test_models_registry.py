@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.inference import Predictor
 from service.store.models_registry import ModelStoreError, activations, register_model
-from training.card import read_card
+from models.card import read_card
 
 DEFAULT_VERSION = read_card(DEFAULT_MODEL)["version"]
 
@@ -51,7 +51,7 @@ def test_registry_copies_verifies_and_never_replaces(tmp_path, tiny_model):
         for f in tiny_model.iterdir():
             (altered / f.name).write_bytes(f.read_bytes())
         (altered / "model.onnx").write_bytes(b"x" + (altered / "model.onnx").read_bytes())
-        from training.card import write_card
+        from models.card import write_card
 
         write_card(altered, read_card(altered))
         with pytest.raises(ModelStoreError, match="different files"):

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.inference.pixel_budget import PixelBudget
-from training.images import decode_image
+from models.images import decode_image
 
 
 def _holder(budget: PixelBudget, pixels: int, log: list, name: str, release: threading.Event) -> threading.Thread:

@@ -13,7 +13,7 @@ from conftest import assert_encodings_decode_to, make_settings, png_array, post_
 
 from service.api.schemas import PredictResponse
 from service.formats import png
-from training.images import decode_image
+from models.images import decode_image
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
 

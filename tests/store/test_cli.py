@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from training.card import read_card
+from models.card import read_card
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.conftest import make_small_copy
 from training.dataset import DatasetError, load_samples, scan_dataset, split_bucket
-from training.taxonomy import load_taxonomy
+from models.taxonomy import load_taxonomy
 
 TAX = load_taxonomy("fashion-13")
 

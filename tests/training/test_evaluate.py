@@ -14,7 +14,7 @@ from PIL import Image
 from service.evaluate import evaluate
 from service.inference import Predictor
 from tests.conftest import REPO
-from training.images import decode_image
+from models.images import decode_image
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import onnx
 import pytest
 from tests.conftest import DEFAULT_MODEL, make_small_copy
 
-from training.card import ModelDirError, read_card, sha256_file
+from models.card import ModelDirError, read_card, sha256_file
 from training.dataset import split_bucket
-from training.images import decode_image
+from models.images import decode_image
 from training.quantize import QuantizationRejected, quantize_model
 
 

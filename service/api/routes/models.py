@@ -15,7 +15,7 @@ from service.api.routes import API_PREFIX
 from service.api.schemas import ModelInfo
 from service.results import FORMATS
 from service.store.models_registry import ModelStoreError, current, get_model, list_models
-from training.card import ModelDirError
+from models.card import ModelDirError
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 

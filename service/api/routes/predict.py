@@ -182,7 +182,7 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
     """A colour preview for people: class colours blended over the photo (background left as is); with
     `left_right`, each paired class's right side in a lighter tint of its left side's colour."""
     def render(image, pred, options: dict) -> Response:
-        from training.images import encode_png
+        from models.images import encode_png
 
         labels, taxonomy = output_classes(pred.labels, pred.taxonomy, bool(options.get("left_right", left_right)))
         return Response(encode_png(png_format.overlay(image, labels, taxonomy.palette(), alpha)),

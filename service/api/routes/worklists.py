@@ -19,7 +19,7 @@ from service.api.inputs import declared_pixels, read_form
 from service.api.routes import API_PREFIX
 from service.store import worklists as wl_api
 from service.store.tables import QA_STATUSES, WorkItem, Worklist
-from training.images import decode_image_for
+from models.images import decode_image_for
 
 router = APIRouter(prefix=f"{API_PREFIX}/worklists", tags=["worklists"])
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from training.taxonomy import TaxonomyError, load_taxonomy
+from models.taxonomy import TaxonomyError, load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 
 from service.inference import Predictor
 from tests.conftest import DEFAULT_MODEL
-from training import preprocessing as pp
-from training import upsample_argmax as ua
-from training.images import decode_image
+from models import preprocessing as pp
+from models import upsample_argmax as ua
+from models.images import decode_image
 
 # (h, w) of the logits -> (H, W) of the image: fractional, whole-number (3x, where samples fall on
 # source pixels), barely larger, one-pixel-wide and equal sizes, and a downscale (reference path).

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.images import ImageDecodeError, decode_image, decode_image_for
+from models.images import ImageDecodeError, decode_image, decode_image_for
 
 
 def pillow_rgb(data: bytes) -> np.ndarray:
@@ -73,7 +73,7 @@ def _big_jpeg(ccp, scale: int, orientation: int = 1, mode: str = "RGB") -> tuple
 
 
 def model_size(h: int, w: int) -> tuple[int, int]:
-    from training.preprocessing import input_size
+    from models.preprocessing import input_size
 
     return input_size(h, w, 448, 32)
 

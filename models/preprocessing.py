@@ -8,14 +8,11 @@ module: numpy and cv2.
 from __future__ import annotations
 
 import functools
-import math
 
 import cv2
 import numpy as np
 
-from training.upsample_argmax import upsampled_argmax
-
-cv2.setNumThreads(1)  # cv2's own pool would fight torch/onnxruntime for the same cores
+from models.upsample_argmax import upsampled_argmax
 
 
 def input_size(height: int, width: int, long_side: int, multiple: int) -> tuple[int, int]:
@@ -63,7 +60,7 @@ def logits_to_labels(logits: np.ndarray, out_size: tuple[int, int]) -> tuple[np.
     The labels are those of upsampling every logit channel bilinearly (cv2.resize, INTER_LINEAR) to
     the image's size and taking the argmax, ties to the lower class id (`logits_to_labels_reference`
     does exactly that), so boundaries are placed at full resolution rather than in blocky steps. They
-    are computed without upsampling every channel: see training/upsample_argmax.py. Confidence (the winning
+    are computed without upsampling every channel: see models/upsample_argmax.py. Confidence (the winning
     softmax value) is smooth, so it is computed at the model's resolution and upsampled.
     """
     H, W = out_size
@@ -148,5 +145,8 @@ def entropy_difficulty(confidence: np.ndarray) -> float:
     return float(1.0 - confidence.mean()) if confidence.size else 0.0
 
 
-def round_up(value: int, multiple: int) -> int:
-    return int(math.ceil(value / multiple) * multiple)
+
+def single_threaded_cv2() -> None:
+    """Run cv2's resizes on the calling thread: its own pool would fight the model runtime (ONNX Runtime,
+    torch) for the same cores. Called once at startup by the server's engine and the training loop."""
+    cv2.setNumThreads(1)
