@@ -110,10 +110,10 @@ def run(args) -> dict:
     heldout = small_copy(CCP, work / "heldout", picked[-args.heldout:], args.scale)
 
     print(f"1. training the initial model on {args.initial} photos ({args.initial_epochs} epochs)", flush=True)
-    cfg = TrainConfig.from_file(None, encoder="tu-regnetx_002", decoder_channels=[args.width] * 5,
-                                long_side=args.long_side, crop=[args.long_side, args.long_side * 3 // 4 // 32 * 32],
-                                batch_size=4, epochs=args.initial_epochs, val_percent=15.0, threads=args.threads,
-                                lr=0.003)
+    cfg = TrainConfig.from_dict(dict(encoder="tu-regnetx_002", encoder_weights=None,
+                                     decoder_channels=[args.width] * 5, long_side=args.long_side,
+                                     crop=[args.long_side, args.long_side * 3 // 4 // 32 * 32], batch_size=4,
+                                     epochs=args.initial_epochs, val_percent=15.0, threads=args.threads, lr=0.003))
     train(initial, work / "run0", cfg, log=lambda *_: None)
     model0 = work / "model0"
     export_model(work / "run0" / "best", model0,
@@ -188,8 +188,8 @@ def control_model(work: Path, initial: Path, model0: Path, args) -> Path:
     from training.train import train
 
     base = read_card(model0)["training"]["config"]
-    cfg = TrainConfig.from_file(None, **{**base, "epochs": args.retrain_epochs, "lr": args.retrain_lr,
-                                         "warmup_epochs": 0.5, "threads": args.threads})
+    cfg = TrainConfig.from_dict({**base, "epochs": args.retrain_epochs, "lr": args.retrain_lr,
+                                 "warmup_epochs": 0.5, "threads": args.threads})
     train(initial, work / "run-control", cfg, init_model=model0, log=lambda *_: None)
     export_model(work / "run-control" / "best", work / "model-control")
     return work / "model-control"

@@ -85,7 +85,7 @@ def train_config(card: dict, overrides: dict, taxonomy_file: Path):
 
     base = {k: v for k, v in card["training"]["config"].items() if k not in ("max_images", "max_steps")}
     # The taxonomy travels with the model card, so the run does not depend on where the original lived.
-    return TrainConfig.from_file(None, **{**base, **overrides, "taxonomy": str(taxonomy_file)})
+    return TrainConfig.from_dict({**base, **overrides, "taxonomy": str(taxonomy_file)}, origin="retrain config")
 
 
 def run_retrain(ctx) -> dict:

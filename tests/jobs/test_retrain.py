@@ -67,7 +67,7 @@ def test_gate_refuses_a_worse_candidate_and_promotes_an_equal_one(world, tiny_ru
 
     settings, store, tiny_version, shas = world
     # One optimiser step from random weights: a candidate that is surely worse.
-    cfg = TrainConfig.from_file(None, **{**TINY_CONFIG, "epochs": 1, "max_steps": 1})
+    cfg = TrainConfig.from_dict({**TINY_CONFIG, "epochs": 1, "max_steps": 1})
     train(tiny_data, tmp_path / "bad-run", cfg, log=lambda *_: None)
     bad = _export(tmp_path / "bad-run", tmp_path / "bad", tiny_data / "images")
     same = _export(tiny_run, tmp_path / "same", tiny_data / "images")  # the tiny weights, a new version
