@@ -18,9 +18,9 @@ import pycocotools.mask as coco_mask  # noqa: E402
 from label_studio_sdk.converter.brush import mask2rle  # noqa: E402
 
 from bench.timing import timed_ms  # noqa: E402
-from service.formats import coco_rle, ls_brush  # noqa: E402
 from models.images import read_label_map  # noqa: E402
 from models.taxonomy import load_taxonomy  # noqa: E402
+from service.formats import coco_rle, ls_brush  # noqa: E402
 
 
 def load_masks(data: Path, count: int) -> list[np.ndarray]:

@@ -28,10 +28,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp" / "images")
     args = ap.parse_args()
 
-    from service.engine import Engine
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from service.offline import predict_files
+    from service.drafting.backends import default_threads
+    from service.drafting.batch import predict_files
+    from service.drafting.engine import Engine
+    from service.drafting.predictor import Predictor
     from service.settings import Settings
 
     photos = sorted(args.data.glob("*.jpg"))[: args.images]

@@ -90,11 +90,11 @@ def follow(http, timeout: float) -> dict:
 def run(args) -> dict:
     import httpx
 
+    from models.images import decode_image
+    from models.taxonomy import load_taxonomy
     from service.evaluate import evaluate
     from training.config import TrainConfig
     from training.export import export_model
-    from models.images import decode_image
-    from models.taxonomy import load_taxonomy
     from training.train import train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tailor-demo-"))

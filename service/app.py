@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
-import anyio.to_thread
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from service.api import errors
 from service.api.limits import BodySizeLimit
 from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
 from service.api.routes import batches, corrections, health, jobs as jobs_route, models, predict
-from service.api.routes.predict import MASK_HEADERS
-from service.api.routes import qa as qa_route, worklist_review, worklists
 from service.api.routes import labelstudio as labelstudio_route
 from service.api.routes import metrics as metrics_route
-from service.inference.batcher import BatcherClosed
+from service.api.routes import qa as qa_route, worklist_review, worklists
+from service.api.routes.predict import MASK_HEADERS
+from service.api.schemas import FolderJobRequest, PredictRequest
+from service.drafting.engine import Engine
+from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
+from service.jobs import JobStore
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
 
@@ -30,10 +33,6 @@ log = logging.getLogger("tailor.service")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    from service.engine import Engine
-    from service.jobs import JobStore
-    from service.model_swap import ModelSwitcher, follow_current, open_store_and_model
-
     settings: Settings = app.state.settings
     # Each predict request holds one worker thread from decoding to encoding (waiting on the model
     # between), so the pool must outnumber max_in_flight or admitted requests would queue for a thread.
@@ -77,8 +76,6 @@ async def lifespan(app: FastAPI):
 
 def _document_manual_bodies(app: FastAPI) -> None:
     """Routes that read JSON or multipart themselves reference these schemas; add them to the docs."""
-    from service.api.schemas import FolderJobRequest, PredictRequest
-
     build = app.openapi
 
     def openapi() -> dict:
@@ -129,8 +126,6 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit_for=body_limit)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         # Outside the size limit and auth, so a browser's preflight gets its answer; tokens travel in
         # Authorization or X-API-Token headers, not cookies, so no credentials mode.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
@@ -139,18 +134,5 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
 
     _document_manual_bodies(app)
 
-    @app.exception_handler(BatcherClosed)
-    async def _closed(request: Request, exc: BatcherClosed) -> JSONResponse:
-        return JSONResponse({"detail": "the server is shutting down; retry shortly"}, status_code=503,
-                            headers={"Retry-After": str(settings.retry_after_s)})
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A bug, not bad input (bad input is a 4xx before this): log it in full, answer in JSON.
-        # This answer is sent outside the middleware stack, so the id header is added here.
-        rid = getattr(request.state, "request_id", "-")
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, rid)
-        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); request id {rid}"},
-                            status_code=500, headers={REQUEST_ID: rid})
-
+    errors.install(app, settings.retry_after_s)
     return app

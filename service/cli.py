@@ -43,10 +43,10 @@ def train(
     fresh: Annotated[bool, typer.Option(help="ignore an existing checkpoint in --out instead of resuming")] = False,
 ) -> None:
     """Train (or fine-tune) a U-Net; resumes from OUT/last when it exists. Works under torchrun."""
+    from models.card import ModelDirError
+    from models.taxonomy import TaxonomyError
     from training.config import TrainConfig
     from training.dataset import DatasetError
-    from models.taxonomy import TaxonomyError
-    from models.card import ModelDirError
 
     try:
         cfg = TrainConfig.from_file(config, epochs=epochs, threads=threads, max_images=max_images, max_steps=max_steps)
@@ -132,10 +132,10 @@ def evaluate(
     """Score MODEL on DATA at native image size: mIoU, pixel accuracy, per-class IoU."""
     from rich.console import Console as OutConsole
 
-    from service.evaluate import evaluate as run_eval, results_table, write_json
     from models.card import ModelDirError
-    from training.dataset import DatasetError
     from models.taxonomy import TaxonomyError
+    from service.evaluate import evaluate as run_eval, results_table, write_json
+    from training.dataset import DatasetError
 
     try:
         result = run_eval(model, data, backend=backend, threads=threads)
@@ -220,9 +220,11 @@ def predict(
     """Pre-annotate local photos offline. Unreadable files are reported and skipped (exit code 1)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from service.engine import Engine, load_predictor
-    from service.offline import collect_inputs, predict_files
     from models.card import ModelDirError
+    from service.drafting.batch import predict_files
+    from service.drafting.engine import Engine
+    from service.drafting.photo_files import collect_inputs
+    from service.drafting.predictor import load_predictor
 
     settings = _settings(model_dir=model, backend=backend, threads=threads)
     inputs, missing = collect_inputs(paths)
@@ -256,8 +258,8 @@ def predict(
 
 
 def _parity_photos(data: Path, count: int = 4):
-    from training.dataset import DatasetError, scan_dataset
     from models.images import decode_image
+    from training.dataset import DatasetError, scan_dataset
 
     try:
         folder = scan_dataset(data, require_masks=False)

@@ -86,9 +86,9 @@ def models_activate(version: Annotated[str, typer.Argument(help="a version from 
                                                              "(needs --reason)")] = False) -> None:
     """Make VERSION current (promotion or rollback). A running server swaps to it within model_poll_s
     seconds; POST /v1/models/VERSION/activate swaps at once."""
+    from models.card import ModelDirError, read_card
     from service.cli import console, fail
     from service.store.models_registry import ModelStoreError, get_model, set_current
-    from models.card import ModelDirError, read_card
 
     _, store = _store()
     try:
@@ -107,9 +107,9 @@ def corrections_export(dest: Annotated[Path, typer.Option(help="dataset folder t
                        taxonomy: Annotated[str, typer.Option(help="taxonomy name or JSON file")] = "fashion-13",
                        overwrite: Annotated[bool, typer.Option(help="replace an existing folder")] = False) -> None:
     """Write the approved corrections as a dataset folder: images/, masks/, labels.txt (for `tailor train`)."""
+    from models.taxonomy import TaxonomyError, load_taxonomy
     from service.cli import console, fail
     from service.store.corrections import CorrectionError, export_approved
-    from models.taxonomy import TaxonomyError, load_taxonomy
 
     try:
         tax = load_taxonomy(taxonomy)
@@ -135,10 +135,10 @@ def corrections_add(image: Annotated[Path, typer.Argument(help="the photo (store
                     notes: Annotated[Optional[str], typer.Option(help="the annotator's notes")] = None,
                     taxonomy: Annotated[str, typer.Option(help="taxonomy name or JSON file")] = "fashion-13") -> None:
     """Store an annotator's final mask for a photo (source 'import'); prints the correction id."""
-    from service.cli import console, fail
-    from service.store.corrections import CorrectionError, save_correction
     from models.images import ImageDecodeError, read_label_map
     from models.taxonomy import TaxonomyError, load_taxonomy
+    from service.cli import console, fail
+    from service.store.corrections import CorrectionError, save_correction
 
     try:
         tax = load_taxonomy(taxonomy)

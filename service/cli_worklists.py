@@ -50,20 +50,38 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
     """Draft every photo with the model, store the batch and (with --annotators) split it by effort."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from models.card import ModelDirError
     from service.annotation.drafting import check_photos, draft_into, photos_in
     from service.cli import console, fail
-    from service.engine import load_predictor
+    from service.drafting.engine import Engine
+    from service.drafting.predictor import load_predictor
     from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
-    from models.card import ModelDirError
 
     settings, store = _open()
     settings = settings.model_copy(update={"model_dir": model}) if model else settings
     try:
         batch = photos_in(photos)
-        predictor = load_predictor(settings.model_dir, settings)
-        check_photos(batch, max_pixels=settings.max_pixels, size_for=predictor.size_for)
+        engine = Engine(load_predictor(settings.model_dir, settings), settings)
     except (WorklistError, ModelDirError, ValueError) as exc:
         fail(str(exc))
+    try:
+        _create(store, engine, settings, name, batch, annotators, created_by)
+    finally:
+        engine.close()
+
+
+def _create(store, engine, settings, name: str, batch, annotators: Optional[str], created_by: Optional[str]) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from service.annotation.drafting import check_photos, draft_into
+    from service.cli import console, fail
+    from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
+
+    try:
+        check_photos(engine, batch)
+    except WorklistError as exc:
+        fail(str(exc))
+    predictor = engine.predictor
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with store.session() as s:
         try:
@@ -73,8 +91,8 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
         try:
             with Progress(*columns, console=console) as progress:
                 task = progress.add_task("drafting", total=len(batch))
-                draft_into(s, store.files, wl, batch, predictor.predict, predictor.size_for, settings.qa_thresholds,
-                           settings.max_pixels, progress=lambda _p: progress.advance(task))
+                draft_into(s, store.files, wl, batch, engine, settings.qa_thresholds,
+                           progress=lambda _p: progress.advance(task))
             if wl.annotators:
                 assign(s, wl, thresholds=settings.qa_thresholds)
         except BaseException as exc:

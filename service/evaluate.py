@@ -1,4 +1,4 @@
-"""Score a model directory on any dataset folder, at the images' native size, via the served path.
+"""Score a model directory on any dataset folder, at the images' native size, through the engine as served.
 
 Intersections and unions are summed over the whole dataset before averaging over the classes that
 occur in its ground truth, so small images do not weigh more than large ones.
@@ -6,30 +6,49 @@ occur in its ground truth, so small images do not weigh more than large ones.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from service.inference import Predictor
-from training.dataset import load_samples, scan_dataset
+from service.drafting.engine import Engine
+from service.drafting.photo_files import write_atomic
+from service.drafting.predictor import load_predictor
+from service.settings import Settings
+from training.dataset import load_mask, scan_dataset
 from training.metrics import confusion, scores
 
 
 def evaluate(model_dir: Path, data_dir: Path, backend: str = "onnx", threads: int | None = None,
-             show_progress: bool = True) -> dict:
-    predictor = Predictor(model_dir, backend=backend, threads=threads)
+             show_progress: bool = True, settings: Settings | None = None) -> dict:
+    """Draft every photo of the dataset folder as the service would (Engine.draft) and score the labels.
+
+    `settings` gives the limits (default: the environment's, with this model, backend and threads)."""
+    options = {"model_dir": Path(model_dir), "backend": backend, "threads": threads}
+    settings = settings.model_copy(update=options) if settings else Settings(**options)
+    engine = Engine(load_predictor(model_dir, settings), settings)
+    try:
+        return _score(engine, data_dir, show_progress)
+    finally:
+        engine.close()
+
+
+def _score(engine: Engine, data_dir: Path, show_progress: bool) -> dict:
+    predictor = engine.predictor
     folder = scan_dataset(data_dir)
     names = predictor.taxonomy.names
+    lut = predictor.taxonomy.lut_for_labels(folder.labels, origin=str(folder.root / "labels.txt"))
     conf = np.zeros((len(names), len(names)), dtype=np.int64)
     columns = (TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=True) as progress:
         task = progress.add_task("", total=len(folder.samples))
-        for _, image, mask in load_samples(folder, folder.samples, predictor.taxonomy):
-            conf += confusion(mask, predictor.predict(image).labels, len(names))
+        for sample in folder.samples:
+            # Whole photos, as scores have always been taken: the reduced JPEG decode that serving uses moves a
+            # small model's labels (a 128 px model on CCP photos decoded at 1/4 scores 0.52 against its own).
+            with engine.draft(sample.image, str(sample.image), full_pixels=True) as draft:
+                truth = load_mask(sample, lut, len(folder.labels), draft.labels.shape)
+                conf += confusion(truth, draft.labels, len(names))
             progress.advance(task)
     result = scores(conf, names)
     result.update({"images": len(folder.samples), "model_version": predictor.version, "data": str(data_dir),
@@ -54,7 +73,4 @@ def write_json(result: dict, path: Path) -> None:
     """Atomic write: a crash leaves either the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(result, indent=2))

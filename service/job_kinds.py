@@ -9,6 +9,8 @@ import shutil
 import time
 from pathlib import Path
 
+from service.drafting.errors import FolderRefused
+from service.drafting.photo_files import list_folder
 from service.store.models_registry import current_version, get_model
 from service.store.queue import JobError
 from service.store.tables import JOB_KINDS
@@ -52,14 +54,10 @@ def validate_params(kind: str, params: dict | None, settings) -> dict:
 
 
 def folder_images(settings, folder: str) -> list[tuple[str, Path]]:
-    from fastapi import HTTPException
-
-    from service.jobs import list_folder
-
     try:
         return list_folder(settings.batch_root, folder, settings.max_batch_files)
-    except HTTPException as exc:  # the batch routes' checks, reused; here they are plain errors
-        raise JobError(str(exc.detail)) from None
+    except FolderRefused as exc:
+        raise JobError(str(exc)) from None
 
 
 def model_path(store, version: str | None) -> tuple[str, Path]:
@@ -73,9 +71,9 @@ def model_path(store, version: str | None) -> tuple[str, Path]:
 
 def run_evaluate(ctx) -> dict:
     """Score a version (default: the current one) on the evaluation set, or on a dataset under batch_root."""
-    from service.promotion import export_eval_set, score
     from models.card import read_card
     from models.taxonomy import Taxonomy
+    from service.promotion import export_eval_set, score
 
     store, settings = ctx.store, ctx.settings
     version, path = model_path(store, ctx.params.get("version"))
@@ -91,7 +89,7 @@ def run_evaluate(ctx) -> dict:
             if not export_eval_set(store, data, taxonomy, settings.eval_percent):
                 raise JobError("the evaluation set is empty (no approved photo falls in it yet)")
         ctx.progress(stage="evaluating", version=version)
-        metrics = score(path, data, settings.threads)
+        metrics = score(path, data, settings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ctx.progress(stage="done")
@@ -100,8 +98,9 @@ def run_evaluate(ctx) -> dict:
 
 def run_batch_predict(ctx) -> dict:
     """Drafts for every photo of a folder: WORK/predictions-<job>/ masks/, coco.json, summary.csv."""
-    from service.engine import Engine, load_predictor
-    from service.offline import predict_files
+    from service.drafting.batch import predict_files
+    from service.drafting.engine import Engine
+    from service.drafting.predictor import load_predictor
 
     settings = ctx.settings
     found = folder_images(settings, ctx.params["folder"])

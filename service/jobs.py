@@ -18,55 +18,13 @@ from typing import Any, BinaryIO
 
 from fastapi import HTTPException
 
-from service.api.inputs import InputError, declared_pixels, decode_upload
+from service.drafting.answer import coco_image_entry, described_classes, output_classes
+from service.drafting.batcher import BatcherClosed
+from service.drafting.errors import PhotoRejected
+from service.drafting.photo_files import list_folder, safe_name, write_atomic
 from service.formats import png as png_format
-from service.inference.batcher import BatcherClosed
-from service.results import coco_image_entry, described_classes, output_classes
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 ACTIVE, FINAL = ("queued", "running"), ("done", "cancelled", "failed")
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temp file beside `path`, then rename over it: readers never see half a file."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def safe_name(name: str) -> str:
-    base = os.path.basename(name.replace("\\", "/")) or "image"
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in base)[:120]
-
-
-def list_folder(batch_root: Path | None, folder: str, max_files: int) -> list[tuple[str, Path]]:
-    """Image files under batch_root/folder as (relative name, path); anything leaving the root is refused."""
-    if batch_root is None:
-        raise HTTPException(400, "folder jobs are disabled on this server (set TAILOR_BATCH_ROOT)")
-    if not folder or Path(folder).is_absolute() or folder.startswith(("/", "\\")):
-        raise HTTPException(400, f"folder must be a relative path under batch_root, got {folder!r}")
-    root = batch_root.resolve()
-    target = (root / folder).resolve()
-    if not target.is_relative_to(root):
-        raise HTTPException(403, f"folder {folder!r} is outside batch_root; refused")
-    if not target.is_dir():
-        raise HTTPException(404, f"folder {folder!r} does not exist under batch_root")
-    found = []
-    for p in sorted(target.rglob("*")):
-        # Symlinks are resolved and must stay inside the root too.
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.resolve().is_relative_to(root):
-            found.append((str(p.relative_to(target)), p.resolve()))
-    if not found:
-        raise HTTPException(400, f"folder {folder!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    if len(found) > max_files:
-        raise HTTPException(413, f"folder {folder!r} holds {len(found)} images, above max_batch_files={max_files}")
-    return found
 
 
 class JobStore:
@@ -223,8 +181,8 @@ class JobStore:
             try:
                 # Jobs written before the option existed have no "left_right": they were unsplit.
                 self._one(folder, job_id, index, name, path, state["formats"], state.get("left_right", False))
-            except InputError as exc:
-                self._fail(job_id, index, name, str(exc.detail))
+            except PhotoRejected as exc:
+                self._fail(job_id, index, name, str(exc))
             except OSError as exc:
                 self._fail(job_id, index, name, f"cannot read {name}: {exc.strerror or exc}")
             else:
@@ -249,23 +207,17 @@ class JobStore:
 
     def _one(self, folder: Path, job_id: str, index: int, name: str, path: Path, formats: list[str],
              left_right: bool = False) -> None:
-        engine = self.engine
         data = path.read_bytes()
-        with engine.pixels.hold(declared_pixels(data, engine.settings)):
-            self._predict_one(folder, job_id, index, name, data, formats, left_right)
-
-    def _predict_one(self, folder: Path, job_id: str, index: int, name: str, data: bytes, formats: list[str],
-                     left_right: bool) -> None:
-        engine = self.engine
-        pred = engine.predict(*decode_upload(data, name, engine.settings, engine.predictor.size_for))
-        labels, taxonomy = output_classes(pred.labels, pred.taxonomy or engine.predictor.taxonomy, left_right)
-        classes = described_classes(labels, pred.confidence, taxonomy, formats)
-        coco_image, annotations = coco_image_entry(index + 1, name, labels, pred.confidence, taxonomy,
-                                                   pred.difficulty)
-        write_atomic(folder / "masks" / f"{index:05d}.png", png_format.encode(labels))
-        h, w = labels.shape
-        result = {"index": index, "name": name, "width": int(w), "height": int(h),
-                  "difficulty": round(float(pred.difficulty), 4), "model_version": pred.model_version or engine.predictor.version,
-                  "class_names": taxonomy.names, "classes": classes, "mask_url": f"/v1/batches/{job_id}/masks/{index}.png",
-                  "coco": {"image": coco_image, "annotations": annotations}}
+        with self.engine.draft(data, name) as pred:
+            labels, taxonomy = output_classes(pred.labels, pred.taxonomy, left_right)
+            classes = described_classes(labels, pred.confidence, taxonomy, formats)
+            coco_image, annotations = coco_image_entry(index + 1, name, labels, pred.confidence, taxonomy,
+                                                       pred.difficulty)
+            write_atomic(folder / "masks" / f"{index:05d}.png", png_format.encode(labels))
+            h, w = labels.shape
+            result = {"index": index, "name": name, "width": int(w), "height": int(h),
+                      "difficulty": round(float(pred.difficulty), 4), "model_version": pred.model_version,
+                      "class_names": taxonomy.names, "classes": classes,
+                      "mask_url": f"/v1/batches/{job_id}/masks/{index}.png",
+                      "coco": {"image": coco_image, "annotations": annotations}}
         write_atomic(folder / "results" / f"{index:05d}.json", json.dumps(result))

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from sqlalchemy import or_, select
 
+from models.taxonomy import Taxonomy
+from service.evaluate import evaluate
 from service.store import Store
 from service.store.corrections import CorrectionError, export_approved
 from service.store.models_registry import current_version, get_model, set_current, set_status
 from service.store.queue import promotion_dict, record_promotion
 from service.store.tables import Promotion
-from models.taxonomy import Taxonomy
 
 log = logging.getLogger("tailor.promotion")
 KEPT = ("miou", "pixel_accuracy", "per_class", "images", "model_version")
@@ -79,10 +80,10 @@ def _cached_scores(store: Store, version: str, fingerprint: str) -> dict | None:
     return row.candidate_metrics if row.candidate == version else row.baseline_metrics
 
 
-def score(model_dir: Path, data_dir: Path, threads: int | None = None) -> dict:
-    from service.evaluate import evaluate
-
-    result = evaluate(model_dir, data_dir, backend="onnx", threads=threads, show_progress=False)
+def score(model_dir: Path, data_dir: Path, settings) -> dict:
+    """A model's scores on a dataset folder, drafted on CPU (ONNX Runtime) under the settings' limits."""
+    result = evaluate(model_dir, data_dir, backend="onnx", threads=settings.threads, show_progress=False,
+                      settings=settings)
     return {k: result[k] for k in KEPT}
 
 
@@ -106,10 +107,9 @@ def judge(store: Store, settings, candidate: str, eval_dir: Path, *, job_id: int
     fingerprint = scan_dataset(eval_dir).fingerprint() if images else None
     cand_scores, base_scores = {}, {}
     if images:
-        threads = settings.threads
-        cand_scores = score(Path(cand_row.path), eval_dir, threads)
+        cand_scores = score(Path(cand_row.path), eval_dir, settings)
         if base_row is not None:
-            base_scores = _cached_scores(store, baseline, fingerprint) or score(Path(base_row.path), eval_dir, threads)
+            base_scores = _cached_scores(store, baseline, fingerprint) or score(Path(base_row.path), eval_dir, settings)
     if base_row is None:  # nothing serves yet (not reachable through the service, which seeds a model)
         verdict = Verdict(images >= settings.promotion_min_eval_images, "no current model to compare with")
     elif not images:

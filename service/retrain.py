@@ -32,8 +32,8 @@ def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str]) -> int:
     (evaluation photos must stay unseen; a corrected photo's correction supersedes its base mask)."""
     from PIL import Image as PILImage
 
-    from training.dataset import scan_dataset
     from models.images import read_label_map
+    from training.dataset import scan_dataset
 
     folder = scan_dataset(base)
     lut = taxonomy.lut_for_labels(folder.labels, origin=str(base / "labels.txt"))
@@ -118,9 +118,9 @@ def _registered_before(ctx) -> str | None:
 
 def _retrain(ctx, work: Path) -> dict:
     from models.card import read_card
-    from training.export import export_model
     from models.images import decode_image
     from models.taxonomy import Taxonomy
+    from training.export import export_model
 
     from service.job_kinds import model_path
 

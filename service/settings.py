@@ -6,10 +6,14 @@ an unknown backend) stops startup with a message naming the setting instead of f
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -19,6 +23,9 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from service.thresholds import QAThresholds, thresholds_from
+from training.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
@@ -125,15 +132,13 @@ class Settings(BaseSettings):
     labelstudio_max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest /predict or /webhook body")
     labelstudio_polygon_tolerance: float = Field(1.0, ge=0, le=50, description="px: polygon simplification")
 
-    # QA checks, effort, agreement and worklists (service/qa/settings.py documents every threshold).
+    # QA checks, effort, agreement and worklists (service/thresholds.py documents every threshold).
     qa: dict[str, Any] = Field(default_factory=dict, description="QAThresholds fields to override, as JSON "
                                                                  "(e.g. {\"margin_max_width_px\": 6})")
 
     @field_validator("labelstudio_url")
     @classmethod
     def _check_ls_url(cls, value: str | None) -> str | None:
-        from urllib.parse import urlsplit
-
         if value is None or not value.strip():
             return None
         parts = urlsplit(value.strip())
@@ -216,10 +221,6 @@ class Settings(BaseSettings):
     @field_validator("retrain_config")
     @classmethod
     def _check_retrain_config(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from dataclasses import fields
-
-        from training.config import TrainConfig
-
         unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
         if unknown:
             raise ValueError(f"retrain_config: {unknown} are not TrainConfig fields")
@@ -232,15 +233,11 @@ class Settings(BaseSettings):
     @field_validator("qa")
     @classmethod
     def _check_qa(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from service.qa.settings import thresholds_from
-
         thresholds_from(overrides)   # raises ValueError naming the bad field
         return overrides
 
     @property
-    def qa_thresholds(self):
-        from service.qa.settings import thresholds_from
-
+    def qa_thresholds(self) -> QAThresholds:
         return thresholds_from(self.qa)
 
     @field_validator("retrain_base_data")
@@ -315,17 +312,15 @@ class _Checked(PydanticBaseSettingsSource):
         self.inner = inner
 
     def __call__(self) -> dict[str, Any]:
-        import os
-
-        fields = set(self.settings_cls.model_fields)
+        known = set(self.settings_cls.model_fields)
         names = set(getattr(self.inner, "env_vars", None) or {})
         if isinstance(self.inner, EnvSettingsSource) and not isinstance(self.inner, DotEnvSettingsSource):
             names |= {k.lower() for k in os.environ}
         typos = sorted(n.upper() for n in names if n.lower().startswith("tailor_")
-                       and n.lower().removeprefix("tailor_") not in fields and n.upper() not in _NOT_SETTINGS)
+                       and n.lower().removeprefix("tailor_") not in known and n.upper() not in _NOT_SETTINGS)
         if typos:
-            raise ValueError(f"unknown setting(s) {typos}; known: {sorted('TAILOR_' + f.upper() for f in fields)}")
-        return {k: v for k, v in self.inner().items() if k in fields}
+            raise ValueError(f"unknown setting(s) {typos}; known: {sorted('TAILOR_' + f.upper() for f in known)}")
+        return {k: v for k, v in self.inner().items() if k in known}
 
     def get_field_value(self, field, field_name):  # pragma: no cover - __call__ supplies everything
         return None, field_name, False
@@ -335,8 +330,6 @@ class _SettingsFileSource(PydanticBaseSettingsSource):
     """Values from the YAML or JSON file named by TAILOR_SETTINGS_FILE (the lowest-priority source)."""
 
     def __call__(self) -> dict[str, Any]:
-        import os
-
         name = os.environ.get("TAILOR_SETTINGS_FILE")
         if not name:
             return {}
@@ -345,8 +338,6 @@ class _SettingsFileSource(PydanticBaseSettingsSource):
             raise ValueError(f"TAILOR_SETTINGS_FILE={name}: no such file")
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text) or {}
         else:
             data = json.loads(text)

@@ -4,7 +4,7 @@ The app's pydantic settings wrap this dataclass; nothing here reads the environm
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,6 @@ class QAThresholds:
 
 def thresholds_from(overrides: dict | None) -> QAThresholds:
     """QAThresholds with some fields replaced, each checked against its default's type and sign."""
-    from dataclasses import fields, replace
-
     known = {f.name: f for f in fields(QAThresholds)}
     unknown = sorted(set(overrides or {}) - set(known))
     if unknown:

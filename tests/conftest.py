@@ -72,8 +72,8 @@ def tiny_run(tiny_data, tiny_config_file, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run, ccp, tmp_path_factory) -> Path:
-    from training.export import export_model
     from models.images import decode_image
+    from training.export import export_model
 
     photos = [decode_image(ccp / "images" / f"{i}.jpg") for i in ("0001", "0002")]
     out = tmp_path_factory.mktemp("models") / "tiny"

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from training import checkpoint as ckpt
 from models.card import read_card, sha256_file, staged_model_dir, version_of, write_card
+from training import checkpoint as ckpt
 from training.models import build_model
 
 PARITY_MIN = 0.999  # share of argmax pixels on which ONNX Runtime and torch must agree

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from models.card import ModelDirError, read_card, staged_model_dir, write_card
-from training.dataset import DatasetFolder, Sample, load_samples, scan_dataset
 from models.images import decode_image
-from training.metrics import confusion, scores
 from models.preprocessing import input_size, logits_to_labels, to_input
 from models.taxonomy import Taxonomy
+from training.dataset import DatasetFolder, Sample, load_samples, scan_dataset
+from training.metrics import confusion, scores
 
 MAX_MIOU_DROP = 0.005   # largest val mIoU loss accepted for the int8 copy
 MIN_AGREEMENT = 0.99    # least share of val pixels labelled as the fp32 model labels them

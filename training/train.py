@@ -23,18 +23,18 @@ from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from models.card import read_card
+from models.preprocessing import input_size, logits_to_labels, single_threaded_cv2, to_input
+from models.taxonomy import load_taxonomy
 from training import checkpoint as ckpt
 from training.augment import IGNORE
-from models.card import read_card
 from training.config import TrainConfig
 from training.data import AugmentedSegmentation, epoch_sampler, repeat_factors, seed_worker
 from training.dataset import load_samples, scan_dataset
 from training.metrics import confusion, scores
 from training.models import build_initialised, build_model, count_parameters
 from training.plots import plot_confusion, plot_history
-from models.preprocessing import input_size, logits_to_labels, single_threaded_cv2, to_input
 from training.pseudo_label import load_pseudo_pairs
-from models.taxonomy import load_taxonomy
 
 
 def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | None = None,

@@ -9,13 +9,13 @@ from itertools import combinations
 
 from sqlalchemy.orm import Session
 
+from models.images import encode_png
 from service.annotation.maps import correction_map, photo, taxonomy_for
 from service.qa.agreement import agreement, aggregate_agreement, disagreement_overlay
-from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem, Worklist
 from service.store.worklists import WorklistNotFound, item_corrections
-from models.images import encode_png
+from service.thresholds import QAThresholds
 
 
 def annotator_corrections(session: Session, item: WorkItem) -> dict[str, Correction]:

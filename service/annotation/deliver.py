@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from service.annotation.effort import effort_records
 from service.annotation.maps import correction_map, item_draft, taxonomy_for
 from service.delivery import DeliveryError, DeliveryItem, PackageResult, write_package
-from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import Worklist
 from service.store.worklists import item_correction
+from service.thresholds import QAThresholds
 
 
 def delivery_items(session: Session, files: FileStore, wl: Worklist,

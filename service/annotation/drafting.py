@@ -9,17 +9,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy.orm import Session
 
-from service.qa.settings import QAThresholds
+from service.drafting.engine import Engine
+from service.drafting.errors import PhotoRejected
+from service.drafting.photo_files import IMAGE_SUFFIXES
 from service.store.files import FileStore
 from service.store.tables import WorkItem, Worklist
 from service.store.worklists import WorklistError, add_item, image_id_from_name
-from models.images import ImageDecodeError, decode_image, decode_image_for
+from service.thresholds import QAThresholds
 
-SizeRule = Callable[[int, int], tuple[int, int]]  # the model's (H, W) -> input (h, w), Predictor.size_for
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+PHOTO_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES - {".gif"}))  # a worklist's photos are stills
 
 
 @dataclass
@@ -44,51 +44,48 @@ def photos_in(paths: Sequence[Path]) -> list[Photo]:
     return [Photo(image_id_from_name(f.name), str(f), f.read_bytes()) for f in files]
 
 
-def check_photos(photos: Sequence[Photo], existing: Iterable[str] = (), max_pixels: int | None = None,
-                 size_for: SizeRule | None = None) -> None:
-    """Every photo decodes and has an id not used twice; otherwise one error naming every bad file.
-    With the model's `size_for`, a large JPEG is checked at the reduced size drafting decodes it at
-    (libjpeg still reads all of its data)."""
+def check_photos(engine: Engine, photos: Sequence[Photo], existing: Iterable[str] = ()) -> None:
+    """Every photo reads and decodes as drafting will decode it (a large JPEG at the reduced size the
+    model needs; libjpeg still reads all of its data), and has an id not used twice; otherwise one error
+    naming every bad file."""
     seen, problems = set(existing), []
     for p in photos:
         if p.image_id in seen:
             problems.append(f"{p.name}: image id {p.image_id!r} is already in the worklist or this batch")
         seen.add(p.image_id)
         try:
-            if size_for is None:
-                decode_image(p.data, origin=p.name, max_pixels=max_pixels)
-            else:
-                decode_image_for(p.data, size_for, origin=p.name, max_pixels=max_pixels)
-        except ImageDecodeError as exc:
+            data, header = engine.read(p.data, p.name)
+            engine.decode(data, p.name, header)
+        except PhotoRejected as exc:
             problems.append(str(exc))
     if problems:
         raise WorklistError("nothing was added: " + "; ".join(problems[:20])
                             + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
 
 
-def draft_into(session: Session, files: FileStore, wl: Worklist, photos: Sequence[Photo],
-               predict: Callable[[np.ndarray, tuple[int, int]], object], size_for: SizeRule,
-               thresholds: QAThresholds = QAThresholds(), max_pixels: int | None = None,
+def draft_into(session: Session, files: FileStore, wl: Worklist, photos: Sequence[Photo], engine: Engine,
+               thresholds: QAThresholds = QAThresholds(),
                progress: Callable[[Photo], None] | None = None) -> list[WorkItem]:
-    """Predict each photo with `predict(pixels, (H, W)) -> Prediction` (Predictor.predict) and store it as
-    an item of `wl`; photos are decoded as large as the model's `size_for` needs (decode_image_for)."""
-    check_photos(photos, [i.image_id for i in wl.items], max_pixels, size_for)
+    """Draft each photo with the engine and store it as an item of `wl`; all or nothing: WorklistError
+    ("nothing was added: ...") when a photo is refused, or the model changed since the worklist began."""
+    check_photos(engine, photos, [i.image_id for i in wl.items])
     added: list[WorkItem] = []
     try:
         for p in photos:
-            image, shape = decode_image_for(p.data, size_for, origin=p.name, max_pixels=max_pixels)
-            pred = predict(image, shape)
-            if pred.model_version != wl.model_version:
-                raise WorklistError(f"worklist {wl.name!r} is drafted by {wl.model_version}, but the model now "
-                                    f"serving is {pred.model_version}; start a new worklist")
-            added.append(add_item(session, files, wl, p.image_id, p.data, shape, pred.labels, pred.confidence,
-                                  pred.taxonomy, thresholds))
+            with engine.draft(p.data, p.name) as d:
+                if d.model_version != wl.model_version:
+                    raise WorklistError(f"worklist {wl.name!r} is drafted by {wl.model_version}, but the model now "
+                                        f"serving is {d.model_version}; start a new worklist")
+                added.append(add_item(session, files, wl, p.image_id, p.data, d.labels.shape, d.labels,
+                                      d.confidence, d.taxonomy, thresholds))
             if progress is not None:
                 progress(p)
-    except BaseException:
+    except BaseException as exc:
         session.rollback()
         for item in added:
             session.delete(item)
         session.commit()
+        if isinstance(exc, WorklistError):
+            raise WorklistError(f"nothing was added: {exc}") from None
         raise
     return added

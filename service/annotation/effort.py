@@ -13,13 +13,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.images import read_label_map
 from service.annotation.maps import taxonomy_for
 from service.qa.effort import aggregate, correction_effort
 from service.qa.measures import summarise
-from service.qa.settings import QAThresholds
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem, Worklist
-from models.images import read_label_map
+from service.thresholds import QAThresholds
 
 KEYS = ("changed_fraction", "boundary_f", "mean_iou")
 

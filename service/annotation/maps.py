@@ -10,10 +10,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from service.store.files import FileStore
-from service.store.tables import Correction, WorkItem
 from models.images import decode_image, read_label_map
 from models.taxonomy import Taxonomy, load_taxonomy
+from service.store.files import FileStore
+from service.store.tables import Correction, WorkItem
 
 
 @lru_cache(maxsize=8)

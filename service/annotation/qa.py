@@ -14,11 +14,11 @@ from service.annotation.maps import DraftPair, draft_pair, photo, taxonomy_for
 from service.qa.checks import CHECKS, run_checks
 from service.qa.effort import Effort, correction_effort
 from service.qa.flags import Flag, flag_overlay_png
-from service.qa.settings import QAThresholds
 from service.qa.summary import checklist
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem
 from service.store.worklists import WorklistNotFound, item_correction
+from service.thresholds import QAThresholds
 
 CHECK_DESCRIPTIONS = {c.name: c.description for c in CHECKS.values()}
 

@@ -15,13 +15,13 @@ from service.annotation.effort import effort_records
 from service.annotation.maps import item_draft, photo, taxonomy_for
 from service.annotation.qa import item_qa
 from service.qa.effort import aggregate
-from service.qa.settings import QAThresholds
 from service.qa.summary import batch_checklist
 from service.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
                                  effort_timeline, flag_dicts)
 from service.report.thumbs import overlay_thumbnail
 from service.store.files import FileStore
 from service.store.tables import Worklist
+from service.thresholds import QAThresholds
 
 MAX_DISAGREEMENT_SAMPLES = 4
 

@@ -5,16 +5,20 @@ Retry-After) while the model is still loading, and a predict slot is refused at 
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
 
-from service.engine import Engine, Saturated
-from service.inference import Predictor
+from service.api.auth import require_read, require_write
+from service.drafting.engine import Engine
+from service.drafting.errors import Saturated
 from service.jobs import JobStore
 from service.metrics import Metrics
 from service.settings import Settings
+from service.store import FileStore, Store
 
 
 def get_settings(request: Request) -> Settings:
@@ -32,10 +36,6 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_predictor(engine: Annotated[Engine, Depends(get_engine)]) -> Predictor:
-    return engine.predictor
-
-
 def get_jobs(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> JobStore:
     return request.app.state.jobs
 
@@ -43,7 +43,6 @@ def get_jobs(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
 
 
@@ -65,15 +64,6 @@ PredictSlot = Annotated[None, Depends(predict_slot)]
 
 
 # -- store and access -----------------------------------------------------------------------------
-from dataclasses import dataclass  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-from sqlalchemy.orm import Session  # noqa: E402
-
-from service.api.auth import require_read, require_write  # noqa: E402
-from service.store import FileStore, Store  # noqa: E402
-
-
 @dataclass
 class StoreSession:
     """One database session per request, plus the content-addressed file area."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.results import LEFT_RIGHT_DOC
+from service.drafting.answer import LEFT_RIGHT_DOC
 
 
 class PredictRequest(BaseModel):

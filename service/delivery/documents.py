@@ -1,6 +1,6 @@
 """The package's text documents: the COCO file, metadata.json/.csv, classes.csv and README.txt.
 Everything here is built from plain per-image records (ImageRecord) so the writer can drop each label
-map as soon as its files are written; COCO ids and category rules are the service's own (service.results).
+map as soon as its files are written; COCO ids and category rules are the service's own (service.drafting.answer).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from service.results import class_annotations, coco_categories
 from models.taxonomy import Taxonomy
+from service.drafting.answer import class_annotations, coco_categories
 
 from .items import FLAG_REASON, DeliveryItem
 

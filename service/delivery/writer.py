@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from service.formats import png
-from service.qa.left_right import split_left_right, split_taxonomy
 from models.card import sha256_file
 from models.images import encode_png
 from models.taxonomy import Taxonomy
+from service.drafting.left_right import split_left_right, split_taxonomy
+from service.formats import png
 
 from . import documents as docs
 from .items import DeliveryError, DeliveryItem, check_declared_size, check_items, checked_label_map, image_info

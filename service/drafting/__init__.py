@@ -1,9 +1,6 @@
-"""Inference without FastAPI: model directories, the ONNX Runtime and torch backends, the predictor.
+"""Drafting: a photo (bytes or a path) in, a draft (labels and confidence at the photo's size) out.
 
-Both backends take the same preprocessed batch and return logits; everything before and after
-that call is shared (models.preprocessing), so the two can only differ in arithmetic.
+engine.Engine.draft is the one seam every caller uses: it reads the header once, applies the size limits
+and the pixel budget, decodes, and runs the model on the batcher's thread (predictor, backends); answer
+turns drafts into what clients receive, left_right splits paired classes, model_swap changes the model.
 """
-from service.inference.backends import Backend, load_backend
-from service.inference.predictor import Prediction, Predictor
-
-__all__ = ["Backend", "load_backend", "Prediction", "Predictor"]

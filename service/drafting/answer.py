@@ -1,4 +1,4 @@
-"""From a Prediction to what clients receive: classes present with area and score, encodings, COCO.
+"""From a draft to what clients receive: classes present with area and score, encodings, COCO.
 
 The HTTP app, batch jobs and `tailor predict` all build their answers here, so a mask described by
 one of them is described identically by the others. Encoders come from the service.formats registry.
@@ -11,35 +11,15 @@ from typing import Any
 
 import numpy as np
 
-# Imported at module level on purpose: without the format registry the service must not start.
-from service.formats import FORMATS, LabelLayers, UnknownFormatError, as_layers, get_format
-from service.formats import png as png_format
-from service.inference import Prediction
-from service.qa.left_right import split_left_right
 from models.taxonomy import Taxonomy
-
-__all__ = ["FORMATS", "UnknownFormatError", "parse_formats", "class_summaries", "output_classes",
-           "described_classes", "prediction_result", "coco_document", "coco_image_entry"]
+from service.drafting.left_right import split_left_right
+from service.drafting.predictor import Prediction
+from service.formats import LabelLayers, as_layers, coco_rle, get_format
+from service.formats import png as png_format
 
 LEFT_RIGHT_DOC = ("split paired classes (pants, legwear, socks, shoes) into <name>_left and <name>_right: the "
                   "person's own left and right as they face the camera, so the person's LEFT is on the image's "
                   "RIGHT. Mask ids, names, encodings and colours then follow the split class list (class_names)")
-
-
-def parse_formats(value: str | Sequence[str] | None) -> list[str]:
-    """'png, coco_rle' or ['png', 'coco_rle'] -> ['png', 'coco_rle']; unknown names raise UnknownFormatError."""
-    if value is None:
-        return []
-    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
-    names: list[str] = []
-    for raw in parts:
-        name = raw.strip().lower()
-        if not name:
-            continue
-        get_format(name)  # raises UnknownFormatError listing the known names
-        if name not in names:
-            names.append(name)
-    return names
 
 
 def class_summaries(labels: np.ndarray | LabelLayers, confidence: np.ndarray, taxonomy: Taxonomy) -> list[dict]:
@@ -83,7 +63,7 @@ def _run_sums(values: np.ndarray, starts: np.ndarray, chunk: int) -> np.ndarray:
 
 def output_classes(labels: np.ndarray, taxonomy: Taxonomy, left_right: bool = False) -> tuple[np.ndarray, Taxonomy]:
     """The label map and class list a client receives: the model's own, or with paired classes split into
-    the person's left and right (service.qa.left_right), which every format, summary and overlay then uses."""
+    the person's left and right (service.drafting.left_right), which every format, summary and overlay then uses."""
     if not left_right:
         return labels, taxonomy
     split = split_left_right(labels, taxonomy)
@@ -110,22 +90,24 @@ def described_classes(labels: np.ndarray | LabelLayers, confidence: np.ndarray, 
     return classes
 
 
-def prediction_result(pred: Prediction, taxonomy: Taxonomy, version: str, formats: Sequence[str] = (),
-                      confidence_map: bool = False, timings_ms: dict | None = None, left_right: bool = False) -> dict:
-    """The JSON answer for one image (see PredictResponse in service.api.schemas)."""
+def answer_for(pred: Prediction, formats: Sequence[str] = (), confidence_map: bool = False,
+               left_right: bool = False) -> dict:
+    """The JSON answer for one photo (PredictResponse in service.api.schemas), in the class list of the
+    model that drafted it (with hot swaps, maybe no longer the one serving)."""
+    taxonomy = pred.taxonomy
     labels, taxonomy = output_classes(pred.labels, taxonomy, left_right)
     conf = pred.confidence
     classes = described_classes(LabelLayers(labels), conf, taxonomy, formats)
     h, w = labels.shape
     result = {
-        "model_version": version,
+        "model_version": pred.model_version,
         "taxonomy": {"name": taxonomy.name, "tag": taxonomy.tag},
         "left_right": bool(left_right),
         "class_names": taxonomy.names,
         "width": int(w), "height": int(h),
         "input_size": {"height": int(pred.input_size[0]), "width": int(pred.input_size[1])},
         "difficulty": round(float(pred.difficulty), 4),
-        "timings_ms": {k: round(float(v), 2) for k, v in (timings_ms or pred.timings_ms).items()},
+        "timings_ms": {k: round(float(v), 2) for k, v in pred.timings_ms.items()},
         "formats": list(formats),
         "classes": classes,
     }
@@ -147,8 +129,6 @@ def coco_categories(taxonomy: Taxonomy) -> list[dict]:
 def class_annotations(labels: np.ndarray | LabelLayers, num_classes: int) -> list[dict]:
     """COCO annotation bodies, one per garment class present (background left out): RLE segmentation,
     area and bbox as pycocotools computes them. Callers add image_id and their own fields."""
-    from service.formats import coco_rle
-
     layers = as_layers(labels)
     areas = np.bincount(layers.row_runs[1], weights=layers.run_lengths(), minlength=num_classes).astype(np.int64)
     present = [c for c in range(1, num_classes) if areas[c]]

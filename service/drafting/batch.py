@@ -1,7 +1,8 @@
-"""Offline pre-annotation of local files (`tailor predict`): PNG masks, one COCO file and a CSV summary.
+"""Drafting many photos: a few in work at once, taken in input order, each one's mask written as it comes.
 
-It uses the same engine, limits and result builders as the HTTP service, so a folder run offline
-yields the masks the server would have given. A file that cannot be read is reported and skipped.
+`tailor predict` and batch_predict jobs both draft through here, so a folder drafted offline, by a job or
+through /v1/batches gets the same masks, classes and COCO entries; write_summary adds coco.json and
+summary.csv (classes present and difficulty per photo). A photo that cannot be drafted is reported, not fatal.
 """
 from __future__ import annotations
 
@@ -10,108 +11,128 @@ import io
 import itertools
 import json
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from service.api.inputs import InputError, declared_pixels, decode_upload
-from service.engine import Engine
+from models.taxonomy import Taxonomy
+from service.drafting.answer import coco_document, coco_image_entry, described_classes, output_classes
+from service.drafting.engine import Engine
+from service.drafting.errors import PhotoRejected
+from service.drafting.left_right_classes import split_taxonomy
+from service.drafting.photo_files import write_atomic
 from service.formats import png as png_format
-from service.jobs import IMAGE_SUFFIXES, write_atomic
-from service.qa.left_right import split_taxonomy
-from service.results import class_summaries, coco_document, coco_image_entry, output_classes
 
 
 @dataclass
-class OfflineReport:
-    written: list[str] = field(default_factory=list)              # mask file names
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (input path, reason)
+class Photo:
+    """One photo to draft: where it is, what to call it, and the stem of its output files."""
+
+    path: Path
+    name: str        # for messages, results and COCO file names: a relative path or an uploaded file's name
+    stem: str        # masks/<stem>.png
 
 
-def collect_inputs(paths: list[Path]) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """Files to predict as (path, output stem), and arguments that name nothing usable.
+@dataclass
+class PhotoDraft:
+    """What drafting one photo produced (its mask is already written), as stored in a job's results."""
 
-    Folders are searched recursively for image files; output stems keep the sub-path (a/b.jpg ->
-    a__b) so same-named photos in different folders do not overwrite each other's masks.
+    index: int
+    name: str
+    source: str                  # the file drafted, as summary.csv and coco.json name it
+    mask: str                    # masks/<stem>.png, relative to the output folder
+    width: int
+    height: int
+    difficulty: float
+    model_version: str
+    class_names: list[str]
+    classes: list[dict]          # id, name, area, score, and each asked-for format under "encodings"
+    coco: dict                   # {"image": ..., "annotations": [...]}, image id = index + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def classes_of(taxonomy: Taxonomy, left_right: bool) -> Taxonomy:
+    """The class list of the drafts: the model's, or its left/right split."""
+    return split_taxonomy(taxonomy).taxonomy if left_right else taxonomy
+
+
+def draft_photos(engine: Engine, photos: Sequence[Photo], out: Path, *, formats: Sequence[str] = (),
+                 left_right: bool = False, workers: int | None = None,
+                 skip: Callable[[int], bool] = lambda _index: False) -> Iterator[tuple[int, PhotoDraft | str]]:
+    """(index, PhotoDraft or the reason it was refused) for each photo not skipped, in input order.
+
+    `workers` photos are in work at once (default: one more than the engine's batch size), so one photo's
+    decoding, encoding and writing overlap another's model call and a GPU gets whole batches; results are
+    still taken in input order, so ids and files do not depend on timing. With `left_right`, masks and
+    classes use the split class list (paired classes as <name>_left / <name>_right, the person's own sides).
     """
-    found: list[tuple[Path, str]] = []
-    missing: list[tuple[str, str]] = []
-    for arg in paths:
-        if arg.is_dir():
-            files = sorted(p for p in arg.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                missing.append((str(arg), "folder holds no image files"))
-            found += [(p, "__".join(p.relative_to(arg).with_suffix("").parts)) for p in files]
-        elif arg.is_file():
-            found.append((arg, arg.stem))
-        else:
-            missing.append((str(arg), "no such file or folder"))
-    seen: dict[str, int] = {}
-    unique = []
-    for path, stem in found:
-        n = seen.get(stem, 0)
-        seen[stem] = n + 1
-        unique.append((path, stem if n == 0 else f"{stem}-{n + 1}"))
-    return unique, missing
-
-
-def predict_files(engine: Engine, inputs: list[tuple[Path, str]], out: Path,
-                  on_step: Callable[[Path, str | None], None] | None = None,
-                  left_right: bool = False, concurrency: int | None = None) -> OfflineReport:
-    """Predict each input; write out/masks/<stem>.png, out/coco.json and out/summary.csv.
-
-    With `left_right`, masks, COCO categories and CSV columns use the split class list (paired classes as
-    <name>_left / <name>_right, the person's own sides: their left is on the image's right).
-    `concurrency` photos are in work at once (default: one more than the engine's batch size), so one
-    photo's decoding, encoding and writing overlap another's model call, and a GPU gets whole batches;
-    results are still taken in input order, so ids and files do not depend on timing."""
-    base, version = engine.predictor.taxonomy, engine.predictor.version
-    taxonomy = split_taxonomy(base).taxonomy if left_right else base
     (out / "masks").mkdir(parents=True, exist_ok=True)
 
-    def draft(item: tuple[Path, str]) -> tuple | str:
-        """(mask name, COCO image entry, its annotations, class summaries), or why the photo was skipped."""
-        path, stem = item
+    def draft(item: tuple[int, Photo]) -> tuple[int, PhotoDraft | str]:
+        index, photo = item
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            return f"{path}: cannot read ({exc.strerror or exc})"
-        with engine.pixels.hold(declared_pixels(data, engine.settings)):
-            try:
-                pred = engine.predict(*decode_upload(data, str(path), engine.settings, engine.predictor.size_for))
-            except InputError as exc:
-                return str(exc.detail)
-            mask_name = f"masks/{stem}.png"
-            labels, _ = output_classes(pred.labels, base, left_right)
-            write_atomic(out / mask_name, png_format.encode(labels))
-            entry, anns = coco_image_entry(0, str(path), labels, pred.confidence, taxonomy, pred.difficulty)
-            return mask_name, entry, anns, class_summaries(labels, pred.confidence, taxonomy)
+            with engine.draft(photo.path, photo.name) as d:
+                labels, taxonomy = output_classes(d.labels, d.taxonomy, left_right)
+                mask = f"masks/{photo.stem}.png"
+                write_atomic(out / mask, png_format.encode(labels))
+                image, annotations = coco_image_entry(index + 1, photo.name, labels, d.confidence, taxonomy,
+                                                      d.difficulty)
+                h, w = labels.shape
+                return index, PhotoDraft(index, photo.name, str(photo.path), mask, int(w), int(h),
+                                         round(float(d.difficulty), 4), d.model_version, taxonomy.names,
+                                         described_classes(labels, d.confidence, taxonomy, formats),
+                                         {"image": image, "annotations": annotations})
+        except PhotoRejected as exc:
+            return index, str(exc)
 
-    report = OfflineReport()
-    images, annotations, rows = [], [], []
-    workers = concurrency or engine.batcher.max_size + 1
-    for (path, _), result in zip(inputs, _in_order(draft, inputs, workers)):
+    todo = [(i, p) for i, p in enumerate(photos) if not skip(i)]
+    yield from _in_order(draft, todo, workers or engine.batcher.max_size + 1)
+
+
+@dataclass
+class BatchReport:
+    written: list[str] = field(default_factory=list)              # mask files, relative to the output folder
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (photo, reason)
+
+
+def predict_files(engine: Engine, inputs: Sequence[tuple[Path, str]], out: Path,
+                  on_step: Callable[[Path, str | None], None] | None = None, left_right: bool = False,
+                  concurrency: int | None = None) -> BatchReport:
+    """`tailor predict`: draft each (path, stem); write out/masks/<stem>.png, out/coco.json, out/summary.csv.
+
+    `on_step(path, reason or None)` follows each photo in order; raising from it stops the run.
+    """
+    photos = [Photo(path, str(path), stem) for path, stem in inputs]
+    report, drafts = BatchReport(), []
+    for index, result in draft_photos(engine, photos, out, left_right=left_right, workers=concurrency):
         if isinstance(result, str):
-            report.failures.append((str(path), result))
+            report.failures.append((str(photos[index].path), result))
         else:
-            mask_name, entry, anns, classes = result
-            entry["id"] = len(images) + 1  # numbered in input order, successes only
-            images.append(entry)
-            annotations += [{**a, "image_id": entry["id"]} for a in anns]
-            rows.append((path, mask_name, entry, classes))
-            report.written.append(mask_name)
+            drafts.append(result)
+            report.written.append(result.mask)
         if on_step:
-            on_step(path, result if isinstance(result, str) else None)
-    write_atomic(out / "coco.json", json.dumps(coco_document(images, annotations, taxonomy, version)))
-    write_atomic(out / "summary.csv", _csv(rows, taxonomy.names))
+            on_step(photos[index].path, result if isinstance(result, str) else None)
+    write_summary(out, drafts, classes_of(engine.predictor.taxonomy, left_right), engine.predictor.version)
     return report
+
+
+def write_summary(out: Path, drafts: Sequence[PhotoDraft], taxonomy: Taxonomy, version: str) -> None:
+    """out/coco.json (images numbered 1.. in order, named by their files) and out/summary.csv."""
+    images, annotations = [], []
+    for number, d in enumerate(drafts, 1):
+        images.append({**d.coco["image"], "id": number, "file_name": d.source})
+        annotations += [{**a, "image_id": number} for a in d.coco["annotations"]]
+    write_atomic(out / "coco.json", json.dumps(coco_document(images, annotations, taxonomy, version)))
+    write_atomic(out / "summary.csv", _csv(drafts, taxonomy.names))
 
 
 def _in_order(fn: Callable, items: list, workers: int) -> Iterator:
     """fn(item) for each item on `workers` threads, yielded in input order, at most 2 x workers ahead
-    (so a long folder never holds more than a few predictions in memory). If the consumer stops (a
-    cancelled job raises from on_step), work not yet started is dropped."""
+    (so a long folder never holds more than a few drafts in memory). If the consumer stops (a
+    cancelled job raises), work not yet started is dropped."""
     if workers <= 1:
         yield from map(fn, items)
         return
@@ -131,13 +152,13 @@ def _in_order(fn: Callable, items: list, workers: int) -> Iterator:
                 future.cancel()
 
 
-def _csv(rows, names: list[str]) -> str:
+def _csv(drafts: Sequence[PhotoDraft], names: list[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     # One area column per class makes the sheet sortable ("photos with the most shoes first").
     w.writerow(["file", "mask", "width", "height", "difficulty", "classes"] + [f"area_{n}" for n in names])
-    for path, mask_name, entry, classes in rows:
-        areas = {c["name"]: c["area"] for c in classes}
-        w.writerow([str(path), mask_name, entry["width"], entry["height"], f"{entry['difficulty']:.4f}",
-                    ";".join(c["name"] for c in classes if c["id"] != 0)] + [areas.get(n, 0) for n in names])
+    for d in drafts:
+        areas = {c["name"]: c["area"] for c in d.classes}
+        w.writerow([d.source, d.mask, d.width, d.height, f"{d.difficulty:.4f}",
+                    ";".join(c["name"] for c in d.classes if c["id"] != 0)] + [areas.get(n, 0) for n in names])
     return buf.getvalue()

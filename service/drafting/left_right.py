@@ -10,10 +10,10 @@ from functools import partial
 
 import numpy as np
 
-from service.qa.lr_classes import LEFT, RIGHT, SplitClasses, split_taxonomy
-from service.qa.measures import check_map, parts
-from service.qa.settings import QAThresholds
 from models.taxonomy import Taxonomy, load_taxonomy
+from service.drafting.label_maps import check_map, parts
+from service.drafting.left_right_classes import LEFT, RIGHT, SplitClasses, split_taxonomy
+from service.thresholds import QAThresholds
 
 CENTRE = "centre"
 __all__ = ["LEFT", "RIGHT", "CENTRE", "SplitClasses", "split_taxonomy", "body_midline", "local_midline",

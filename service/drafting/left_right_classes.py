@@ -1,5 +1,5 @@
 """The class list of a left/right split: every paired class becomes `<name>_left` then `<name>_right`.
-Sides are the person's own (their left is on the image's right), see service.qa.left_right; the split list
+Sides are the person's own (their left is on the image's right), see service.drafting.left_right; the split list
 names, colours and numbers the label maps, formats, COCO categories and overlays of a split answer.
 """
 from __future__ import annotations

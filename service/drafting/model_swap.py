@@ -5,12 +5,13 @@ reference (requests in flight finish on the old one); a poller follows `current`
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 
-import numpy as np
-
+from service.drafting.engine import Engine
+from service.drafting.predictor import Predictor, load_predictor
 from service.store import Store
 from service.store.db import store_from_settings
 from service.store.models_registry import (ModelStoreError, check_activatable, current_version, get_model,
@@ -19,15 +20,13 @@ from service.store.models_registry import (ModelStoreError, check_activatable, c
 log = logging.getLogger("tailor.models")
 
 
-def open_store_and_model(settings, preloaded=None):
+def open_store_and_model(settings, preloaded: Predictor | None = None) -> tuple[Store, Predictor]:
     """Open (and migrate) the store, register the configured model, and return (store, predictor).
 
     Which model serves: a preloaded predictor (tests, benchmarks) if given; else model_dir if it was set
     explicitly (TAILOR_MODEL_DIR, --model); else the store's current version, seeded on first start
     with the bundled default model.
     """
-    from service.engine import load_predictor
-
     store = store_from_settings(settings)
     try:
         store.files.sweep_temps()
@@ -49,19 +48,10 @@ def open_store_and_model(settings, preloaded=None):
     return store, predictor
 
 
-def warm(predictor) -> float:
-    """One inference on a photo-sized synthetic image, straight on the predictor (not through the queue)."""
-    t0 = time.perf_counter()
-    predictor.predict(np.random.default_rng(0).integers(0, 256, size=(832, 550, 3), dtype=np.uint8))
-    return time.perf_counter() - t0
-
-
 class ModelSwitcher:
     """Activate any registered version (promotion or rollback) while serving; one at a time."""
 
-    def __init__(self, engine, store: Store, settings, loader=None):
-        from service.engine import load_predictor
-
+    def __init__(self, engine: Engine, store: Store, settings, loader=None):
         self.engine, self.store, self.settings = engine, store, settings
         self.loader = loader or (lambda path: load_predictor(path, settings))
         self._lock = threading.Lock()
@@ -85,7 +75,7 @@ class ModelSwitcher:
             predictor = self.loader(path)  # verifies each file's sha256 against the card
             if predictor.version != version:
                 raise ModelStoreError(f"{path} holds version {predictor.version}, not {version}")
-            seconds = warm(predictor) if self.settings.warmup else 0.0
+            seconds = self.engine.warm_up(predictor) if self.settings.warmup else 0.0
             with self.store.session() as s:
                 set_current(s, version, actor, reason, force)
             old = self.engine.swap(predictor)
@@ -110,7 +100,7 @@ class ModelSwitcher:
                 predictor = self.loader(model.path)
                 if predictor.version != version:
                     raise ModelStoreError(f"{model.path} holds version {predictor.version}, not {version}")
-                seconds = warm(predictor) if self.settings.warmup else 0.0
+                seconds = self.engine.warm_up(predictor) if self.settings.warmup else 0.0
             except Exception:
                 self._failed[version] = time.monotonic()
                 log.exception("current model %s (set in the database) cannot be loaded; still serving %s",
@@ -124,8 +114,6 @@ class ModelSwitcher:
 
 async def follow_current(switcher: ModelSwitcher, interval_s: float) -> None:
     """The server's poller: every interval, hot-swap to the database's current model if it changed."""
-    import asyncio
-
     while True:
         await asyncio.sleep(interval_s)
         try:

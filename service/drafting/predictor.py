@@ -1,7 +1,7 @@
-"""The predictor: decoded photo in, label map and confidence out, at the photo's own size.
+"""The predictor: one model directory loaded, decoded pixels in, label map and confidence out.
 
-It owns the model card (taxonomy, normalisation, size rule) and one backend; photos that share an
-input size are stacked into one backend call, which is what the GPU micro-batcher relies on.
+It owns the model card (taxonomy, normalisation, size rule) and one backend, and does the shared pre- and
+post-processing (models.preprocessing) around the backend call; the engine stacks same-size inputs.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from service.inference.backends import Backend, load_backend
 from models.card import read_card
 from models.preprocessing import entropy_difficulty, input_size, logits_to_labels, single_threaded_cv2, to_input
 from models.taxonomy import Taxonomy
+from service.drafting.backends import Backend, load_backend
 
 
 @dataclass
@@ -56,28 +56,16 @@ class Predictor:
         return to_input(image, size or self.size_for(*image.shape[:2]), self.mean, self.std)
 
     def predict(self, image: np.ndarray, shape: tuple[int, int] | None = None) -> Prediction:
-        """`shape`: the photo's (H, W) when `image` was decoded smaller (decode_image_for); masks come at it."""
-        return self.predict_many([image], None if shape is None else [shape])[0]
-
-    def predict_many(self, images: list[np.ndarray], shapes: list[tuple[int, int]] | None = None) -> list[Prediction]:
-        """Predict a list of (H, W, 3) uint8 RGB photos (masks at `shapes`, default their own sizes);
-        same-size inputs share one backend call."""
-        shapes = [tuple(s) for s in shapes] if shapes is not None else [img.shape[:2] for img in images]
-        results: list[Prediction | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, shape in enumerate(shapes):
-            groups.setdefault(self.size_for(*shape), []).append(i)
-        for size, idxs in groups.items():
-            t0 = time.perf_counter()
-            batch = np.stack([to_input(images[i], size, self.mean, self.std) for i in idxs])
-            t1 = time.perf_counter()
-            logits = self.backend.run(batch)
-            t2 = time.perf_counter()
-            for j, i in enumerate(idxs):
-                results[i] = self.postprocess(logits[j], shapes[i], {
-                    "preprocess": (t1 - t0) * 1000 / len(idxs), "infer": (t2 - t1) * 1000 / len(idxs),
-                    "batch": len(idxs)})
-        return results  # type: ignore[return-value]
+        """Labels of one (H, W, 3) uint8 RGB photo's pixels, in this thread, straight on the backend (the
+        model alone; photos go through Engine.draft). `shape`: the photo's (H, W) when `image` was decoded
+        smaller (decode_image_for); masks come back at it."""
+        shape = tuple(shape or image.shape[:2])
+        t0 = time.perf_counter()
+        x = self.preprocess(image, self.size_for(*shape))
+        t1 = time.perf_counter()
+        logits = self.backend.run(x[None])
+        t2 = time.perf_counter()
+        return self.postprocess(logits[0], shape, {"preprocess": (t1 - t0) * 1000, "infer": (t2 - t1) * 1000})
 
     def postprocess(self, logits: np.ndarray, shape: tuple[int, int], timings_ms: dict[str, float]) -> Prediction:
         """(classes, h, w) logits of one photo -> its Prediction at `shape` (H, W); adds the postprocess time."""
@@ -85,3 +73,8 @@ class Predictor:
         labels, conf = logits_to_labels(logits, shape)
         timings_ms["postprocess"] = (time.perf_counter() - t0) * 1000
         return Prediction(labels, conf, tuple(logits.shape[1:]), timings_ms, self.version, self.taxonomy)
+
+
+def load_predictor(model_dir: Path | str, settings) -> Predictor:
+    """The predictor the settings ask for: backend, threads, and the torch backend's precision on CUDA."""
+    return Predictor(model_dir, settings.backend, settings.threads, precision=settings.torch_precision)

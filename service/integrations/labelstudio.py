@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.formats import ls_brush, polygons
 from models.taxonomy import Taxonomy
+from service.formats import ls_brush, polygons
 
 log = logging.getLogger("tailor.labelstudio")
 

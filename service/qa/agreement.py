@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from service.qa.measures import check_map, check_same_shape, class_name, colorize, compare_maps, summarise
-from service.qa.settings import QAThresholds
 from models.taxonomy import Taxonomy, load_taxonomy
+from service.drafting.label_maps import check_map, check_same_shape
+from service.qa.measures import class_name, colorize, compare_maps, summarise
+from service.thresholds import QAThresholds
 
 HIGHLIGHT = (255, 0, 255)  # magenta: no class colour in fashion-13 is close to it
 

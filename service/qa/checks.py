@@ -11,12 +11,12 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from service.qa.flags import Flag, flag_overlay_png, mask_flag, part_flag
-from service.qa.left_right import CENTRE, local_midline, paired_parts, side_of
-from service.qa.measures import Parts, check_map, check_same_shape, parts
-from service.qa.settings import QAThresholds
-from service.qa.summary import CHECK_NAMES, batch_checklist, checklist
 from models.taxonomy import Taxonomy, load_taxonomy
+from service.drafting.label_maps import Parts, check_map, check_same_shape, parts
+from service.drafting.left_right import CENTRE, local_midline, paired_parts, side_of
+from service.qa.flags import Flag, flag_overlay_png, mask_flag, part_flag
+from service.qa.summary import CHECK_NAMES, batch_checklist, checklist
+from service.thresholds import QAThresholds
 
 __all__ = ["CHECKS", "Check", "Flag", "batch_checklist", "checklist", "disagreement", "empty_margins",
            "flag_overlay_png", "islands", "left_right", "missing_classes", "overlaps", "run_checks"]

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from service.qa.measures import class_name, compare_maps, summarise
-from service.qa.settings import QAThresholds
 from models.taxonomy import Taxonomy, load_taxonomy
+from service.qa.measures import class_name, compare_maps, summarise
+from service.thresholds import QAThresholds
 
 
 @dataclass

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from service.qa.measures import Parts, check_map, check_same_shape, colorize
+from service.drafting.label_maps import Parts, check_map, check_same_shape
+from service.qa.measures import colorize
 
 SEVERITIES = ("error", "warning", "info")  # error: must fix; warning: look at it; info: for the record
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.qa.measures import check_map, class_name, label_boundary, parts
-from service.qa.settings import QAThresholds
 from models.taxonomy import Taxonomy, load_taxonomy
+from service.drafting.label_maps import check_map, parts
+from service.qa.measures import class_name, label_boundary
+from service.thresholds import QAThresholds
 
 CSV_COLUMNS = ("image_id", "annotator", "classes_present", "difficulty", "notes", "qa_status")
 

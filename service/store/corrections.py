@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.store.files import FileStore, Staged, sha256_bytes
-from service.store.tables import SOURCES, STATUSES, Correction, Image, utcnow
 from models.images import ImageDecodeError, decode_image, encode_png
 from models.taxonomy import Taxonomy
+from service.store.files import FileStore, Staged, sha256_bytes
+from service.store.tables import SOURCES, STATUSES, Correction, Image, utcnow
 
 __all__ = ["CorrectionError", "CorrectionNotFound", "save_correction", "get_correction", "find_by_external_id",
            "list_corrections", "count_corrections", "review", "delete_correction", "load_label_map",

@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.taxonomy import Taxonomy
 from service.store.files import FileStore
 from service.store.tables import Correction, utcnow
-from models.taxonomy import Taxonomy
 
 
 @dataclass

@@ -13,12 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.qa.settings import QAThresholds
+from models.images import encode_png
+from models.taxonomy import Taxonomy
 from service.qa.worklist import CSV_COLUMNS, DraftInfo, difficulty_reason, draft_info, predicted_effort_s, split_batch
 from service.store.files import FileStore, Staged, sha256_bytes
 from service.store.tables import QA_STATUSES, Correction, Image, Worklist, WorkItem, utcnow
-from models.images import encode_png
-from models.taxonomy import Taxonomy
+from service.thresholds import QAThresholds
 
 __all__ = ["WorklistError", "WorklistNotFound", "create_worklist", "get_worklist", "list_worklists", "add_item",
            "get_item", "assign", "update_item", "item_correction", "item_corrections", "worklist_csv",

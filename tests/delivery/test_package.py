@@ -16,7 +16,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from service.delivery import DeliveryError, DeliveryItem, check_image_id, sanitize_image_id, write_package
-from service.qa.left_right import split_left_right
+from service.drafting.left_right import split_left_right
 
 from tests.delivery.conftest import tree, write_photo
 

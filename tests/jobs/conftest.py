@@ -51,9 +51,9 @@ def seed_model(store, settings, model_dir: Path) -> str:
 
 def approve_predictions(store, model_dir: Path, images: list[Path]) -> list[str]:
     """Store each photo with the model's own prediction as an approved correction; returns image sha256s."""
-    from service.inference import Predictor
-    from service.store.corrections import save_correction
     from models.images import decode_image
+    from service.drafting.predictor import Predictor
+    from service.store.corrections import save_correction
 
     predictor = Predictor(model_dir, backend="onnx", threads=1)
     shas = []

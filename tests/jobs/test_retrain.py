@@ -33,8 +33,8 @@ def world(tmp_path, tiny_model, tiny_data):
 
 
 def _export(run_dir, out, photos_dir):
-    from training.export import export_model
     from models.images import decode_image
+    from training.export import export_model
 
     photo = sorted(photos_dir.glob("*.jpg"))[0]
     return export_model(run_dir / "best", out, parity_images=[decode_image(photo)])

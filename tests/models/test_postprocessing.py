@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from service.inference import Predictor
+from service.drafting.predictor import Predictor
 from tests.conftest import DEFAULT_MODEL
 from models import preprocessing as pp
 from models import upsample_argmax as ua

@@ -9,7 +9,7 @@ from PIL import Image
 
 from service.qa.checks import (CHECKS, Flag, batch_checklist, checklist, disagreement, empty_margins, flag_overlay_png,
                                islands, left_right, missing_classes, overlaps, run_checks)
-from service.qa.settings import QAThresholds
+from service.thresholds import QAThresholds
 
 THR = QAThresholds()
 

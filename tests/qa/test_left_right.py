@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.qa.left_right import body_midline, split_left_right, split_taxonomy
+from service.drafting.left_right import body_midline, split_left_right, split_taxonomy
 
 
 def ids(tax):

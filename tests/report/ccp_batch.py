@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from models.images import decode_image, read_label_map
+from models.taxonomy import Taxonomy, load_taxonomy
 from service.qa.agreement import aggregate_agreement, agreement, disagreement_overlay
 from service.qa.checks import run_checks
 from service.qa.effort import aggregate, correction_effort
@@ -21,8 +23,6 @@ from service.qa.worklist import difficulty_reason, draft_info
 from service.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
                                  effort_timeline, flag_dicts)
 from service.report.thumbs import overlay_thumbnail
-from models.images import decode_image, read_label_map
-from models.taxonomy import Taxonomy, load_taxonomy
 
 CCP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp"
 ANNOTATORS = ("ana", "bo", "chen")

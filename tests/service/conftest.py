@@ -42,7 +42,7 @@ def photo_bytes(photos) -> bytes:
 
 @pytest.fixture(scope="session")
 def predictor():
-    from service.inference import Predictor
+    from service.drafting.predictor import Predictor
 
     return Predictor(DEFAULT_MODEL, backend="onnx", threads=1)
 

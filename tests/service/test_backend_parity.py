@@ -14,7 +14,7 @@ from models.images import decode_image
 
 def test_onnx_and_torch_agree_on_ccp_photos(predictor, photos):
     pytest.importorskip("torch")
-    from service.inference import Predictor
+    from service.drafting.predictor import Predictor
 
     torch_predictor = Predictor(DEFAULT_MODEL, backend="torch", threads=1, verify=False)
     assert torch_predictor.backend.name == "torch" and predictor.backend.name == "onnx"
@@ -33,8 +33,8 @@ def test_the_gpu_precision_keeps_parity_on_ccp_photos(predictor, photos):
     autocast must still label >= 99.9% of each photo's pixels as the float32 ONNX graph does (bf16 does not:
     99.83% on one of the first 40 CCP photos, which is why it is not the default)."""
     torch = pytest.importorskip("torch")
-    from service.inference import Predictor
-    from service.inference.backends import AUTOCAST, DEFAULT_PRECISION, TorchBackend
+    from service.drafting.backends import AUTOCAST, DEFAULT_PRECISION, TorchBackend
+    from service.drafting.predictor import Predictor
 
     class CpuAutocast(TorchBackend):
         def run(self, batch):
@@ -56,7 +56,7 @@ def test_torch_on_cuda_keeps_parity_on_ccp_photos(predictor, photos):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from service.inference import Predictor
+    from service.drafting.predictor import Predictor
 
     on_gpu = Predictor(DEFAULT_MODEL, backend="torch", verify=False)
     assert on_gpu.backend.describe() == {"device": "cuda", "precision": "fp16", "layout": "channels-last"}
@@ -67,7 +67,7 @@ def test_torch_on_cuda_keeps_parity_on_ccp_photos(predictor, photos):
 
 
 def test_torch_precision_is_checked():
-    from service.inference.backends import TorchBackend
+    from service.drafting.backends import TorchBackend
 
     with pytest.raises(ValueError, match="unknown precision 'int4'; use fp32, bf16, fp16"):
         TorchBackend(DEFAULT_MODEL, device="cpu", precision="int4")

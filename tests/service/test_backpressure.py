@@ -14,7 +14,7 @@ from conftest import DEFAULT_MODEL, SlowBackend, make_settings, post_image
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.inference import Predictor
+from service.drafting.predictor import Predictor
 
 DELAY_S = 1.5
 

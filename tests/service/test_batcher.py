@@ -1,11 +1,10 @@
 """The micro-batcher on CPU: concurrent requests are grouped (bounded size and wait, same key only).
 
 A fake slow batch function shows the grouping rules exactly; then the real engine, with the ONNX
-backend dressed up as a GPU one, shows concurrent async requests sharing one model call.
+backend dressed up as a GPU one, shows concurrent drafts sharing one model call.
 """
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from concurrent.futures import CancelledError
@@ -13,10 +12,10 @@ from concurrent.futures import CancelledError
 import pytest
 from conftest import DEFAULT_MODEL, make_settings
 
-from service.engine import Engine
-from service.inference import Predictor
-from service.inference.batcher import BatcherClosed, MicroBatcher
 from models.images import decode_image
+from service.drafting.batcher import BatcherClosed, MicroBatcher
+from service.drafting.engine import Engine
+from service.drafting.predictor import Predictor
 
 
 class Recorder:
@@ -155,27 +154,34 @@ class FakeGpuBackend:
         return {"device": self.device, "slowed_by_s": self.delay}
 
 
-def test_engine_groups_concurrent_async_requests_on_a_gpu_backend(tmp_path, predictor, photos):
+def test_engine_groups_concurrent_drafts_on_a_gpu_backend(tmp_path, predictor, photos):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from models.images import encode_png
+
     backend = FakeGpuBackend(predictor.backend)
     gpu = Predictor(DEFAULT_MODEL, backend_instance=backend, verify=False)
     engine = Engine(gpu, make_settings(tmp_path, batch_max_size=4, batch_max_wait_ms=100))
     images = [decode_image(p) for p in photos]  # CCP photos: equal input sizes
     odd = images[0][:, :300]                   # a different input size must not join their batch
     assert gpu.size_for(*odd.shape[:2]) != gpu.size_for(*images[0].shape[:2])
+    files = [p.read_bytes() for p in photos] + [photos[0].read_bytes(), encode_png(odd)]
 
-    async def many():
-        return await asyncio.gather(*(engine.predict_async(im) for im in images + [images[0], odd]))
+    def draft(data: bytes):
+        with engine.draft(data) as d:
+            return d.labels
 
     try:
-        preds = asyncio.run(many())
+        with ThreadPoolExecutor(len(files)) as pool:
+            drafted = list(pool.map(draft, files))
     finally:
         engine.close()
     assert engine.batcher.max_size == 4
     assert sorted(backend.batches) == [1, 4], backend.batches
-    for im, pred in zip(images + [images[0], odd], preds):
+    for im, labels in zip(images + [images[0], odd], drafted):
         single = predictor.predict(im)
-        assert pred.labels.shape == im.shape[:2]
-        assert (pred.labels == single.labels).mean() > 0.999  # batched == one at a time
+        assert labels.shape == im.shape[:2]
+        assert (labels == single.labels).mean() > 0.999  # batched == one at a time
 
 
 def test_engine_on_cpu_does_not_batch(tmp_path, predictor):

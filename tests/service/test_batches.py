@@ -165,7 +165,7 @@ def test_results_survive_a_restart_and_unfinished_jobs_resume(tmp_path, predicto
 def test_shutdown_mid_job_resumes_on_the_next_start(tmp_path, predictor, batch_root, photos):
     from conftest import DEFAULT_MODEL, SlowBackend
 
-    from service.inference import Predictor
+    from service.drafting.predictor import Predictor
 
     slow = Predictor(DEFAULT_MODEL, backend_instance=SlowBackend(predictor.backend, 0.3), verify=False)
     settings = make_settings(tmp_path, batch_root=batch_root, warmup=False)

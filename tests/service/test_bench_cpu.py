@@ -19,7 +19,7 @@ from bench.roofline import conv_macs, sgemm_peak_gmacs  # noqa: E402
 @pytest.mark.parametrize("size", [(448, 288), (448, 320)])
 def test_conv_macs_of_the_exported_graph_match_the_torch_model(size):
     torch = pytest.importorskip("torch")
-    from service.inference.backends import TorchBackend
+    from service.drafting.backends import TorchBackend
 
     model = TorchBackend(MODEL, device="cpu").model
     counted = []

@@ -85,8 +85,8 @@ def test_nothing_to_predict_is_an_error(tmp_path):
 def test_concurrent_drafts_write_what_one_at_a_time_writes(tmp_path, ccp_dir, predictor):
     """Photos in work at once overlap decoding and writing with the model; the files must not depend on it:
     the same masks, COCO (ids in input order, failures skipped) and CSV as one photo at a time."""
-    from service.engine import Engine
-    from service.offline import predict_files
+    from service.drafting.batch import predict_files
+    from service.drafting.engine import Engine
 
     from conftest import make_settings
 
@@ -110,8 +110,8 @@ def test_concurrent_drafts_write_what_one_at_a_time_writes(tmp_path, ccp_dir, pr
 
 
 def test_a_cancelled_run_stops_taking_photos(tmp_path, ccp_dir, predictor):
-    from service.engine import Engine
-    from service.offline import predict_files
+    from service.drafting.batch import predict_files
+    from service.drafting.engine import Engine
 
     from conftest import make_settings
 

@@ -14,9 +14,9 @@ import pytest
 import cvat_sdk.models as models
 from cvat_sdk.auto_annotation.driver import _AnnotationMapper, _DetectionFunctionContextImpl
 from cvat_sdk.masks import decode_mask
+from models.images import decode_image
 from service.formats import polygons
 from service.integrations.cvat import GarmentMasks
-from models.images import decode_image
 
 
 def _context(conv_mask_to_poly: bool = False, conf_threshold=None):
@@ -84,7 +84,7 @@ def test_polygons_when_cvat_converts_masks(predictor, frames):
 
 
 def test_confidence_threshold_drops_unsure_classes(predictor, frames):
-    from service.results import class_summaries
+    from service.drafting.answer import class_summaries
 
     pred = predictor.predict(frames[0])
     scores = {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence, predictor.taxonomy)}

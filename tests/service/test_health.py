@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.inference.backends import nvidia_driver_present
+from service.drafting.backends import nvidia_driver_present
 
 
 def test_live_and_ready_once_started(client, predictor):

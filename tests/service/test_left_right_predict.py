@@ -15,9 +15,9 @@ import pytest
 from conftest import CCP, assert_encodings_decode_to, png_array, post_image, wait_for
 from typer.testing import CliRunner
 
-from service.formats import coco_rle, png
-from service.qa.left_right import split_left_right, split_taxonomy
 from models.images import decode_image
+from service.drafting.left_right import split_left_right, split_taxonomy
+from service.formats import coco_rle, png
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
 

@@ -13,10 +13,10 @@ import pytest
 from conftest import DEFAULT_MODEL, SlowBackend, make_settings, post_image
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.inference import Predictor
-from service.store.models_registry import ModelStoreError, activations, register_model
 from models.card import read_card
+from service.app import create_app
+from service.drafting.predictor import Predictor
+from service.store.models_registry import ModelStoreError, activations, register_model
 
 DEFAULT_VERSION = read_card(DEFAULT_MODEL)["version"]
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import make_settings, post_image
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.inference.pixel_budget import PixelBudget
 from models.images import decode_image
+from service.app import create_app
+from service.drafting.pixel_budget import PixelBudget
 
 
 def _holder(budget: PixelBudget, pixels: int, log: list, name: str, release: threading.Event) -> threading.Thread:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import assert_encodings_decode_to, make_settings, png_array, post_image
 
+from models.images import decode_image
 from service.api.schemas import PredictResponse
 from service.formats import png
-from models.images import decode_image
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"
 
@@ -109,7 +109,7 @@ def test_overlay_is_a_colour_preview_of_the_photo(client, photo_bytes):
 
 
 def test_max_side_caps_the_work_but_masks_keep_the_full_size(tmp_path, predictor, photos):
-    from service.engine import Engine
+    from service.drafting.engine import Engine
 
     image = decode_image(photos[0])
     engine = Engine(predictor, make_settings(tmp_path, max_side=256))

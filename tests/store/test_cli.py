@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
 from models.card import read_card
+from service.cli import app
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
 

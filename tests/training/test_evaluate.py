@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.drafting.predictor import Predictor
 from service.evaluate import evaluate
-from service.inference import Predictor
 from tests.conftest import REPO
 from models.images import decode_image
 

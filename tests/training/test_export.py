@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from models.card import ModelDirError, read_card, sha256_file
-from training.export import export_model
 from models.images import decode_image
-from training.models import build_model
 from models.preprocessing import to_input
+from training.export import export_model
+from training.models import build_model
 
 
 def test_card_describes_the_model(tiny_model, tiny_run):

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import DEFAULT_MODEL, make_small_copy
 
 from models.card import ModelDirError, read_card, sha256_file
-from training.dataset import split_bucket
 from models.images import decode_image
+from training.dataset import split_bucket
 from training.quantize import QuantizationRejected, quantize_model
 
 
@@ -66,7 +66,7 @@ def test_card_scores_are_what_evaluate_measures(int8_model, ccp_sample, tmp_path
 
 
 def test_int8_predictor_draws_the_fp32_masks(int8_model, ccp):
-    from service.inference import Predictor
+    from service.drafting.predictor import Predictor
 
     fp32, int8 = Predictor(DEFAULT_MODEL, backend="onnx"), Predictor(int8_model, backend="onnx")
     for i in ("0003", "0100"):

@@ -20,8 +20,9 @@ from service.api.deps import EngineDep, JobsDep, ReadAccess, SettingsDep, WriteA
 from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
 from service.api.schemas import FolderJobRequest, JobResults, JobState
-from service.qa.left_right import split_taxonomy
-from service.results import LEFT_RIGHT_DOC, UnknownFormatError, coco_document, parse_formats
+from service.drafting.answer import LEFT_RIGHT_DOC, coco_document
+from service.drafting.left_right import split_taxonomy
+from service.formats import UnknownFormatError, parse_formats
 
 router = APIRouter(prefix=f"{API_PREFIX}/batches", tags=["batches"])
 JobId = Annotated[str, Path(description="job id (32 hex digits)")]

@@ -17,9 +17,9 @@ from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import EngineDep, SettingsDep
-from service.api.inputs import declared_pixels, decode_upload
 from service.api.routes import API_PREFIX
-from service.inference.batcher import BatcherClosed
+from service.drafting.answer import class_summaries
+from service.drafting.batcher import BatcherClosed
 from service.integrations.labelstudio import (
     LabelConfig,
     LabelConfigError,
@@ -33,7 +33,7 @@ from service.integrations.labelstudio import (
     task_image_ref,
 )
 from service.integrations.labelstudio_client import Connections, ImageUnavailable
-from service.results import class_summaries
+from service.store.corrections import save_correction
 
 log = logging.getLogger("tailor.labelstudio")
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
@@ -125,16 +125,13 @@ async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections
     version = engine.predictor.version
 
     def draft(data: bytes, ref: str) -> dict:
-        # In one worker thread, holding the photo's pixels against the engine's budget throughout.
-        with engine.pixels.hold(declared_pixels(data, settings)):
-            pred = engine.predict(*decode_upload(data, ref, settings, engine.predictor.size_for))
-            taxonomy = pred.taxonomy or engine.predictor.taxonomy
-            scores = {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence, taxonomy)}
-            regions = prediction_regions(pred.labels, scores, config, taxonomy, settings.labelstudio_label_map,
+        # In one worker thread; the photo's pixels count against the engine's budget until the regions are made.
+        with engine.draft(data, ref) as d:
+            scores = {e["id"]: e["score"] for e in class_summaries(d.labels, d.confidence, d.taxonomy)}
+            regions = prediction_regions(d.labels, scores, config, d.taxonomy, settings.labelstudio_label_map,
                                          settings.labelstudio_polygon_tolerance)
         # score = mean confidence (1 - difficulty): sorting tasks by it, ascending, puts the hardest first.
-        return {"result": regions, "score": round(1.0 - float(pred.difficulty), 4),
-                "model_version": pred.model_version or version}
+        return {"result": regions, "score": round(1.0 - float(d.difficulty), 4), "model_version": d.model_version}
 
     async with gate:
         try:
@@ -145,10 +142,9 @@ async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections
             return await run_in_threadpool(draft, data, ref)
         except BatcherClosed:
             raise
-        except (ImageUnavailable, ValueError, HTTPException) as exc:
-            message = exc.detail if isinstance(exc, HTTPException) else str(exc)
-            log.warning("LS task %s: no prediction: %s", task.get("id") if isinstance(task, dict) else "?", message)
-            return {"result": [], "model_version": version, "error": message}
+        except ValueError as exc:  # the image could not be fetched or drafted (PhotoRejected, ImageUnavailable)
+            log.warning("LS task %s: no prediction: %s", task.get("id") if isinstance(task, dict) else "?", exc)
+            return {"result": [], "model_version": version, "error": str(exc)}
         except Exception as exc:  # a bug must not cost the other tasks of the batch their drafts
             log.exception("LS task %s: prediction failed", task.get("id"))
             return {"result": [], "model_version": version, "error": f"internal error ({type(exc).__name__})"}
@@ -204,14 +200,12 @@ async def _draft(annotation: dict, conns: Connections, conn) -> tuple[list | Non
 
 
 def _save(app_state, data: bytes, ref: str, annotation: dict, config: LabelConfig, pid, draft_result, draft_version):
-    from service.store.corrections import save_correction
-
     settings, engine, store = app_state.settings, app_state.engine, app_state.store
     if engine is None or store is None:
         raise RuntimeError("the service is shutting down")
     taxonomy = engine.predictor.taxonomy
-    # Only the size is needed here (save_correction decodes the photo itself): a large JPEG decodes small.
-    h, w = decode_upload(data, ref, settings, engine.predictor.size_for)[1]
+    # Only the size is needed here (save_correction decodes the photo itself): the header says it.
+    h, w = engine.shown_size(data, ref)
     classes = label_classes(config, taxonomy, settings.labelstudio_label_map)
     labels, report = annotation_label_map(annotation.get("result") or [], h, w, classes)
     draft = annotation_label_map(draft_result, h, w, classes)[0] if draft_result is not None else None
@@ -241,8 +235,8 @@ async def _store_annotation(app_state, conns: Connections, annotation: dict, tas
             row = await asyncio.to_thread(_save, app_state, data, ref, annotation, config, pid, draft_result,
                                           draft_version)
             log.info("%s stored as correction %s", what, row.id)
-        except (ImageUnavailable, ValueError, HTTPException) as exc:  # CorrectionError is a ValueError
-            log.warning("%s not stored: %s", what, exc.detail if isinstance(exc, HTTPException) else exc)
+        except ValueError as exc:  # ImageUnavailable, PhotoRejected and CorrectionError are ValueErrors
+            log.warning("%s not stored: %s", what, exc)
         except Exception:
             log.exception("%s not stored", what)
 

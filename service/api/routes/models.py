@@ -10,12 +10,12 @@ import asyncio
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.card import ModelDirError
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.schemas import ModelInfo
-from service.results import FORMATS
+from service.formats import FORMATS
 from service.store.models_registry import ModelStoreError, current, get_model, list_models
-from models.card import ModelDirError
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 

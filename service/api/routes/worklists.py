@@ -12,14 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.annotation.drafting import Photo, check_photos
+from service.annotation.drafting import Photo, draft_into
 from service.annotation.views import item_dict, worklist_dict
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.inputs import declared_pixels, read_form
+from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
 from service.store import worklists as wl_api
 from service.store.tables import QA_STATUSES, WorkItem, Worklist
-from models.images import decode_image_for
 
 router = APIRouter(prefix=f"{API_PREFIX}/worklists", tags=["worklists"])
 
@@ -113,40 +112,11 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
         raise HTTPException(409, f"worklist {wl.name!r} was drafted by {wl.model_version}; the model now serving "
                                  f"is {engine.predictor.version}: start a new worklist")
     try:
-        await run_in_threadpool(check_photos, photos, [i.image_id for i in wl.items], settings.max_pixels,
-                                engine.predictor.size_for)
+        added = await run_in_threadpool(draft_into, store.session, store.files, wl, photos, engine,
+                                        settings.qa_thresholds)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-
-    def draft(p: Photo) -> WorkItem:
-        # One worker thread per photo, holding its pixels against the engine's budget throughout.
-        with engine.pixels.hold(declared_pixels(p.data, settings)):
-            image, shape = decode_image_for(p.data, engine.predictor.size_for, origin=p.name,
-                                            max_pixels=settings.max_pixels)
-            pred = engine.predict(image, shape)
-            if pred.model_version != wl.model_version:   # the model was swapped while this batch was drafted
-                raise wl_api.WorklistError(f"the serving model changed to {pred.model_version} while drafting; "
-                                           "start a new worklist for it")
-            return wl_api.add_item(store.session, store.files, wl, p.image_id, p.data, shape, pred.labels,
-                                   pred.confidence, pred.taxonomy, settings.qa_thresholds)
-
-    added = []
-    try:
-        for p in photos:
-            added.append(await run_in_threadpool(draft, p))
-    except BaseException as exc:
-        await run_in_threadpool(_remove, store.session, added)
-        if isinstance(exc, wl_api.WorklistError):
-            raise HTTPException(422, f"nothing was added: {exc}") from None
-        raise
     return {"added": [item_dict(store.session, i) for i in added], "images": len(wl.items)}
-
-
-def _remove(session, items: list[WorkItem]) -> None:
-    session.rollback()
-    for item in items:
-        session.delete(item)
-    session.commit()
 
 
 @router.post("/{ref}/assign")
