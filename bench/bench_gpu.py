@@ -66,7 +66,7 @@ def engine_runs(model: Path, device: str, precision: str, images: list[np.ndarra
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for size, wait in ((max_size, max_wait_ms), (1, 0.0)):
-            settings = Settings(_env_file=None, jobs_dir=Path(scratch) / "jobs", data_dir=Path(scratch) / "data",
+            settings = Settings(_env_file=None, data_dir=Path(scratch) / "data",
                                 model_dir=model, backend="torch", batch_max_size=size, batch_max_wait_ms=wait)
             backend = TorchBackend(model, device=device, precision=precision)
             engine = Engine(Predictor(model, backend_instance=backend), settings)

@@ -38,7 +38,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        settings = Settings(_env_file=None, jobs_dir=scratch / "jobs", data_dir=scratch / "data",
+        settings = Settings(_env_file=None, data_dir=scratch / "data",
                             model_dir=args.model)
         engine = Engine(Predictor(args.model, backend="onnx", threads=default_threads()), settings)
         inputs = [(p, p.stem) for p in photos]

@@ -92,7 +92,7 @@ def run(args) -> dict:
 
     from models.images import decode_image
     from models.taxonomy import load_taxonomy
-    from service.evaluate import evaluate
+    from service.jobs.evaluate import evaluate
     from training.config import TrainConfig
     from training.export import export_model
     from training.train import train
@@ -121,7 +121,7 @@ def run(args) -> dict:
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAILOR_")}
-    env.update({"TAILOR_DATA_DIR": str(work / "data"), "TAILOR_JOBS_DIR": str(work / "jobs"),
+    env.update({"TAILOR_DATA_DIR": str(work / "data"),
                 "TAILOR_RETRAIN_EVERY": str(args.corrections), "TAILOR_EVAL_PERCENT": str(args.eval_percent),
                 "TAILOR_RETRAIN_CONFIG": json.dumps({"epochs": args.retrain_epochs, "lr": args.retrain_lr,
                                                      "warmup_epochs": 0.5, "threads": args.threads}),

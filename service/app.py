@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -24,7 +25,8 @@ from service.api.routes.predict import MASK_HEADERS
 from service.api.schemas import FolderJobRequest, PredictRequest
 from service.drafting.engine import Engine
 from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
-from service.jobs import JobStore
+from service.jobs.batch_predict import run_batch_predict
+from service.jobs.worker import Worker, new_worker_id
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
 
@@ -48,13 +50,16 @@ async def lifespan(app: FastAPI):
             seconds = await asyncio.to_thread(engine.warm_up)
             log.info("model %s warmed up in %.2f s on %s %s", predictor.version, seconds, predictor.backend.name,
                      predictor.backend.describe())
-        jobs = JobStore(settings.jobs_dir, engine, app.state.metrics)
-        jobs.start()
+        # Batches (batch_predict jobs) are drafted here too, with the served model: the engine's batcher
+        # and pixel budget then bound them with the requests. Other kinds run only in `tailor worker`.
+        worker = Worker(store, settings, f"{new_worker_id()}-server", handlers={
+            "batch_predict": partial(run_batch_predict, engine=engine, metrics=app.state.metrics)})
+        worker_thread = worker.run_in_thread("tailor-batches")
     except BaseException:
         engine.close()
         store.close()
         raise
-    app.state.engine, app.state.jobs = engine, jobs
+    app.state.engine, app.state.batch_worker = engine, worker
     # Promotions by the job worker (another process) land in the database; follow them here.
     poller = asyncio.create_task(follow_current(app.state.models, settings.model_poll_s)) \
         if settings.model_poll_s > 0 else None
@@ -67,7 +72,8 @@ async def lifespan(app: FastAPI):
         app.state.metrics.ready.set(0)
         if poller is not None:
             poller.cancel()
-        await asyncio.to_thread(jobs.stop)
+        worker.shutdown()  # a batch stops before its next photo and goes back to the queue
+        await asyncio.to_thread(worker_thread.join, 30)
         engine.close()
         app.state.engine = None
         store.close()

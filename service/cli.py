@@ -134,7 +134,7 @@ def evaluate(
 
     from models.card import ModelDirError
     from models.taxonomy import TaxonomyError
-    from service.evaluate import evaluate as run_eval, results_table, write_json
+    from service.jobs.evaluate import evaluate as run_eval, results_table, write_json
     from training.dataset import DatasetError
 
     try:
@@ -191,7 +191,7 @@ def serve(
     if settings.start_worker:
         import signal
 
-        from service.supervisor import WorkerSupervisor
+        from service.jobs.supervisor import WorkerSupervisor
 
         supervisor = WorkerSupervisor(settings)
         supervisor.start()

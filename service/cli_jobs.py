@@ -26,8 +26,9 @@ def worker(
     import threading
 
     from service.cli import _settings, fail
+    from service.jobs.context import WorkerStopping
+    from service.jobs.worker import Worker, stop_on_signals
     from service.store.db import store_from_settings
-    from service.worker import Worker, WorkerStopping, stop_on_signals
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-start migration chatter is not news
@@ -72,7 +73,7 @@ def _watch_parent(parent: int, every_s: float = 1.0) -> None:
 def _queue(kind: str, params: dict, reason: str | None) -> None:
     from service.cli import console, fail
     from service.cli_store import _store
-    from service.job_kinds import validate_params
+    from service.jobs.kinds import validate_params
     from service.store import queue
 
     settings, store = _store()

@@ -109,7 +109,8 @@ def corrections_export(dest: Annotated[Path, typer.Option(help="dataset folder t
     """Write the approved corrections as a dataset folder: images/, masks/, labels.txt (for `tailor train`)."""
     from models.taxonomy import TaxonomyError, load_taxonomy
     from service.cli import console, fail
-    from service.store.corrections import CorrectionError, export_approved
+    from service.store.corrections import CorrectionError
+    from service.store.export import export_approved
 
     try:
         tax = load_taxonomy(taxonomy)

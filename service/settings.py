@@ -75,9 +75,8 @@ class Settings(BaseSettings):
     url_timeout_s: float = Field(10.0, gt=0, le=300)
     max_redirects: int = Field(3, ge=0, le=10)
 
-    # Batch jobs.
+    # Batch jobs (batch_predict on the job queue; their photos and drafts are under DATA_DIR/work).
     batch_root: Path | None = Field(None, description="server folder that JSON folder jobs may read under")
-    jobs_dir: Path = Field(REPO_ROOT / "runs" / "jobs", description="job state and results (survive restarts)")
     max_batch_files: int = Field(10_000, ge=1)
     max_batch_upload_bytes: int = Field(1024 * MiB, ge=1024, description="largest multipart batch request")
 
@@ -89,7 +88,7 @@ class Settings(BaseSettings):
     export_root: Path | None = Field(None, description="exports of approved corrections (default DATA_DIR/exports)")
     max_mask_upload_bytes: int = Field(64 * MiB, ge=1024, description="largest correction upload (image + mask)")
 
-    # Background jobs in the database queue, run by `tailor worker` (service/store/queue.py, service/worker.py).
+    # Background jobs in the database queue, run by `tailor worker` (service/store/queue.py, service/jobs/).
     start_worker: bool = Field(True, description="`tailor serve` also runs (and restarts) one worker subprocess")
     worker_poll_s: float = Field(2.0, gt=0, le=300, description="an idle worker looks for queued jobs this often")
     worker_heartbeat_s: float = Field(10.0, gt=0, le=600, description="a running job's heartbeat interval (s)")
@@ -99,7 +98,7 @@ class Settings(BaseSettings):
     model_poll_s: float = Field(5.0, ge=0, le=3600, description="how often the server checks which model is "
                                                                 "current in the database (0: never)")
 
-    # Retraining on approved corrections and the promotion gate (service/retrain.py, service/promotion.py).
+    # Retraining on approved corrections and the promotion gate (service/jobs/retrain.py, service/jobs/promotion.py).
     retrain_every: int = Field(100, ge=0, description="queue a retrain after this many new approvals (0: never)")
     retrain_config: dict[str, Any] = Field(
         default_factory=lambda: {"epochs": 10, "lr": 5e-4, "warmup_epochs": 0.5},

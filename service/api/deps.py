@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from service.api.auth import require_read, require_write
 from service.drafting.engine import Engine
 from service.drafting.errors import Saturated
-from service.jobs import JobStore
 from service.metrics import Metrics
 from service.settings import Settings
 from service.store import FileStore, Store
@@ -36,14 +35,9 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_jobs(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> JobStore:
-    return request.app.state.jobs
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-JobsDep = Annotated[JobStore, Depends(get_jobs)]
 
 
 async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> AsyncIterator[None]:

@@ -5,11 +5,14 @@ Encoding payloads are free-form JSON: their shapes are defined by the service.fo
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.drafting.answer import LEFT_RIGHT_DOC
+from service.drafting.batch import PhotoDraft
+from service.store.tables import Job
 
 
 class PredictRequest(BaseModel):
@@ -79,10 +82,15 @@ class Failure(BaseModel):
     reason: str
 
 
+# A batch is a batch_predict job; its states keep the names batch clients have always seen.
+BATCH_STATUS = {"queued": "queued", "running": "running", "succeeded": "done", "failed": "failed",
+                "cancelled": "cancelled"}
+
+
 class JobState(BaseModel):
-    id: str
+    id: str = Field(description="the job id (as in /v1/jobs)")
     status: str = Field(description="queued, running, done, cancelled or failed")
-    source: str
+    source: str = Field(description="upload or folder")
     folder: str | None = None
     formats: list[str]
     left_right: bool = Field(False, description="masks, classes and COCO use the left/right split class list")
@@ -96,10 +104,43 @@ class JobState(BaseModel):
     finished: float | None = None
     error: str | None = None
 
+    @classmethod
+    def of(cls, job: Job) -> "JobState":
+        params, progress = job.params or {}, job.progress or {}
+        return cls(id=str(job.id), status=BATCH_STATUS[job.status], source="folder" if "folder" in params else "upload",
+                   folder=params.get("folder"), formats=params.get("formats", []),
+                   left_right=bool(params.get("left_right")), total=progress.get("total", 0),
+                   done=progress.get("done", 0), succeeded=progress.get("succeeded", 0),
+                   failed=progress.get("failed", 0), failures=progress.get("failures", []),
+                   created=job.created_at.timestamp(), started=_timestamp(job.started_at),
+                   finished=_timestamp(job.finished_at), error=job.error if job.status == "failed" else None)
+
+
+def _timestamp(at: datetime | None) -> float | None:
+    return at.timestamp() if at else None
+
+
+class BatchImage(BaseModel):
+    index: int
+    name: str
+    width: int
+    height: int
+    difficulty: float
+    model_version: str
+    class_names: list[str]
+    classes: list[ClassResult]
+    mask_url: str
+
+    @classmethod
+    def of(cls, draft: PhotoDraft, mask_url: str) -> "BatchImage":
+        return cls(index=draft.index, name=draft.name, width=draft.width, height=draft.height,
+                   difficulty=draft.difficulty, model_version=draft.model_version, class_names=draft.class_names,
+                   classes=draft.classes, mask_url=mask_url)
+
 
 class JobResults(BaseModel):
     job: JobState
-    images: list[dict[str, Any]]
+    images: list[BatchImage]
     coco: dict[str, Any] | None = None
 
 

@@ -19,7 +19,8 @@ def _check_url(url: httpx.URL, settings: Settings, original_host: str | None = N
     if original_host is not None and host != original_host:
         raise HostNotAllowed(f"image_url redirected from {original_host!r} to another host {host!r}; refused")
     if host not in settings.allowed_url_hosts and host not in extra_hosts:
-        raise HostNotAllowed(f"image_url host {host!r} is not allowed (allowed_url_hosts: {settings.allowed_url_hosts})")
+        raise HostNotAllowed(f"image_url host {host!r} is not allowed "
+                             f"(allowed_url_hosts: {settings.allowed_url_hosts})")
 
 
 def _too_large(size: int, limit: int) -> PhotoTooLarge:

@@ -9,18 +9,18 @@ import io
 from datetime import datetime
 
 import numpy as np
+from PIL import Image as PILImage
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models.images import ImageDecodeError, decode_image, encode_png
+from models.images import ImageDecodeError, decode_image, encode_png, read_label_map
 from models.taxonomy import Taxonomy
 from service.store.files import FileStore, Staged, sha256_bytes
 from service.store.tables import SOURCES, STATUSES, Correction, Image, utcnow
 
 __all__ = ["CorrectionError", "CorrectionNotFound", "save_correction", "get_correction", "find_by_external_id",
-           "list_corrections", "count_corrections", "review", "delete_correction", "load_label_map",
-           "export_approved"]
+           "list_corrections", "count_corrections", "review", "delete_correction", "load_label_map"]
 _SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 
 
@@ -49,8 +49,6 @@ def _check_labels(name: str, labels, shape: tuple[int, int], taxonomy: Taxonomy)
 
 
 def image_suffix(data: bytes) -> str:
-    from PIL import Image as PILImage
-
     with PILImage.open(io.BytesIO(data)) as img:
         return _SUFFIX.get(img.format or "", ".img")
 
@@ -203,13 +201,5 @@ def delete_correction(session: Session, correction_id: int) -> None:
 
 
 def load_label_map(files: FileStore, correction: Correction, draft: bool = False) -> np.ndarray | None:
-    from models.images import read_label_map
-
     rel = correction.draft_mask_path if draft else correction.mask_path
     return read_label_map(files.path(rel)) if rel else None
-
-
-# The export lives in its own module to keep this one short; re-exported here as part of the store API.
-from service.store.export import ExportResult, export_approved  # noqa: E402
-
-__all__ += ["ExportResult"]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.taxonomy import Taxonomy
+from service.store.corrections import CorrectionError
 from service.store.files import FileStore
 from service.store.tables import Correction, utcnow
 
@@ -40,8 +41,6 @@ def export_approved(session: Session, files: FileStore, dest_dir: Path | str, ta
 
     `include(image_sha256)`, when given, picks the photos to write (retraining splits off its evaluation set).
     """
-    from service.store.corrections import CorrectionError
-
     dest = Path(dest_dir)
     if dest.exists() and not overwrite:
         raise CorrectionError(f"{dest} already exists; choose a new folder")

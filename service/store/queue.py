@@ -45,13 +45,14 @@ def promotion_dict(p: Promotion) -> dict:
 
 
 def enqueue(session: Session, kind: str, params: dict | None = None, *, max_attempts: int = 2,
-            requested_by: str | None = None, reason: str | None = None) -> Job:
+            requested_by: str | None = None, reason: str | None = None, progress: dict | None = None) -> Job:
+    """Queue a job; `progress` is what it shows before it starts (a batch: its photo count)."""
     if kind not in JOB_KINDS:
         raise JobError(f"kind must be one of {list(JOB_KINDS)}, got {kind!r}")
     if max_attempts < 1:
         raise JobError("max_attempts must be at least 1")
     job = Job(kind=kind, params=dict(params or {}), status="queued", attempts=0, max_attempts=max_attempts,
-              cancel_requested=False, progress={}, requested_by=requested_by, reason=reason, created_at=utcnow())
+              cancel_requested=False, progress=dict(progress or {}), requested_by=requested_by, reason=reason, created_at=utcnow())
     session.add(job)
     session.commit()
     return job

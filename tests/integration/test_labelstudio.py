@@ -108,7 +108,7 @@ def service(tmp_path_factory):
     from service.settings import Settings
 
     tmp = tmp_path_factory.mktemp("service")
-    settings = Settings(_env_file=None, jobs_dir=tmp / "jobs", data_dir=tmp / "data", threads=1,
+    settings = Settings(_env_file=None, data_dir=tmp / "data", threads=1,
                         allowed_url_hosts=["127.0.0.1"], labelstudio_basic_user=BASIC[0],
                         labelstudio_basic_pass=BASIC[1])
     app = create_app(settings)  # the bundled model, loaded by the lifespan as `tailor serve` does

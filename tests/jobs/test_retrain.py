@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from service.promotion import decide, eval_bucket, export_eval_set, in_eval_set, judge
+from service.jobs.promotion import decide, eval_bucket, export_eval_set, in_eval_set, judge
+from service.jobs.worker import Worker
 from service.store import queue
 from service.store.models_registry import current_version, get_model, register_model
-from service.worker import Worker
 from tests.jobs.conftest import approve_predictions, job_settings, seed_model
 from models.taxonomy import load_taxonomy
 
@@ -98,12 +98,12 @@ def test_retrain_job_end_to_end(world):
     with store.session() as s:
         job_id = queue.enqueue_retrain(s, reason="test")[0].id
     seen = []
-    from service.retrain import prepare_data
+    from service.jobs.retrain import prepare_data
 
     def spy(ctx):  # the real handler, after checking the training folder it will use
         data, info = prepare_data(ctx, load_taxonomy("fashion-13"), True)
         seen.append(json.loads((data / "manifest.json").read_text()))
-        from service.retrain import run_retrain
+        from service.jobs.retrain import run_retrain
         return run_retrain(ctx)
 
     Worker(store, settings, "w", handlers={"retrain": spy}).run_forever(idle_exit=True)
@@ -147,9 +147,9 @@ def test_a_retry_after_registering_reuses_the_candidate(world, monkeypatch):
     exporting the model again (an export's card could differ, making a second candidate)."""
     import training.export
 
-    from service.retrain import run_retrain
+    from service.jobs.context import JobLost
+    from service.jobs.retrain import run_retrain
     from service.store.models_registry import list_models
-    from service.worker import JobLost
 
     settings, store, tiny_version, _ = world
     with store.session() as s:

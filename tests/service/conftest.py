@@ -50,7 +50,7 @@ def predictor():
 def make_settings(tmp: Path, **overrides):
     from service.settings import Settings
 
-    values = {"jobs_dir": tmp / "jobs", "data_dir": tmp / "data", "threads": 1, "model_dir": DEFAULT_MODEL,
+    values = {"data_dir": tmp / "data", "threads": 1, "model_dir": DEFAULT_MODEL,
               **overrides}
     return Settings(_env_file=None, **values)
 

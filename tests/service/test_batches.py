@@ -1,11 +1,11 @@
 """Batch jobs: uploads and server folders in, per-photo results, COCO and masks out; cancel; restarts.
 
 Results must equal what /v1/predict gives for the same photo, bad files must be listed as failures
-with reasons, folder paths must stay under batch_root, and a new process must find finished work.
+with reasons, folder paths must stay under batch_root, and a new process must find finished work and
+resume unfinished work: a batch is a batch_predict job on the database queue.
 """
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -119,7 +119,7 @@ def test_bad_batch_requests(client, kwargs, status, words):
 
 
 @pytest.mark.parametrize("path", ["/v1/batches/0123456789abcdef0123456789abcdef", "/v1/batches/..%2F..%2Fetc",
-                                  "/v1/batches/0123456789abcdef0123456789abcdef/results"])
+                                  "/v1/batches/0123456789abcdef0123456789abcdef/results", "/v1/batches/99999"])
 def test_unknown_jobs_are_404(client, path):
     assert client.get(path).status_code == 404
 
@@ -142,24 +142,55 @@ def test_cancel_stops_a_running_job_and_the_worker_moves_on(client, batch_root, 
     assert _finish(client, later)["status"] == "done"
 
 
-def test_results_survive_a_restart_and_unfinished_jobs_resume(tmp_path, predictor, photos, upload_job, settings):
-    # Copy a finished job into a fresh jobs dir and make it look interrupted after its first photo.
-    jobs_dir = tmp_path / "jobs"
-    shutil.copytree(settings.jobs_dir / upload_job["id"], jobs_dir / upload_job["id"])
-    folder = jobs_dir / upload_job["id"]
-    for f in sorted((folder / "results").glob("*.json"))[1:]:
-        f.unlink()
-    state = json.loads((folder / "job.json").read_text())
-    state.update(status="running", done=1, succeeded=1, failed=0, failures=[], finished=None)
-    (folder / "job.json").write_text(json.dumps(state))
-    with TestClient(create_app(make_settings(tmp_path), predictor=predictor)) as c:
-        s = _finish(c, upload_job["id"])
+def _job_row(settings, job_id: str, **changes):
+    """The batch's job row, as the database holds it; with `changes`, written first (a crash's leftovers)."""
+    from sqlalchemy import update
+
+    from service.store import queue
+    from service.store.db import store_from_settings
+    from service.store.tables import Job
+
+    store = store_from_settings(settings)
+    try:
+        with store.session() as s:
+            if changes:
+                s.execute(update(Job).where(Job.id == int(job_id)).values(**changes))
+                s.commit()
+            return queue.get_job(s, int(job_id))
+    finally:
+        store.close()
+
+
+def test_results_survive_a_restart_and_unfinished_jobs_resume(tmp_path, predictor, photos):
+    from datetime import timedelta
+
+    from service.jobs.batch_predict import output_dir
+    from service.store.tables import utcnow
+
+    settings = make_settings(tmp_path, warmup=False)
+    files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
+    files.append(("images", ("broken.jpg", b"\xff\xd8\xff garbage", "image/jpeg")))
+    with TestClient(create_app(settings, predictor=predictor)) as c:
+        job_id = c.post("/v1/batches", files=files).json()["id"]
+        s = _finish(c, job_id)
         assert (s["status"], s["succeeded"], s["failed"]) == ("done", 3, 1)
-        resumed = c.get(f"/v1/batches/{upload_job['id']}/results").json()["images"]
-    with TestClient(create_app(make_settings(tmp_path), predictor=predictor)) as c:  # and once more
-        assert c.get(f"/v1/batches/{upload_job['id']}").json()["status"] == "done"
-        assert c.get(f"/v1/batches/{upload_job['id']}/results").json()["images"] == resumed
-    assert not list(jobs_dir.rglob("*.tmp")), "atomic writes leave no temp files behind"
+        finished = c.get(f"/v1/batches/{job_id}/results").json()["images"]
+    # Make it look like a server killed after its first photo: the job still "running" on a worker that
+    # stopped heartbeating an hour ago, one result on disk, one photo counted.
+    for f in sorted((output_dir(settings, int(job_id)) / "results").glob("*.json"))[1:]:
+        f.unlink()
+    progress = {**_job_row(settings, job_id).progress, "done": 1, "succeeded": 1, "failed": 0, "failures": []}
+    _job_row(settings, job_id, status="running", worker="killed-server", finished_at=None, progress=progress,
+             heartbeat_at=utcnow() - timedelta(hours=1))
+    with TestClient(create_app(settings, predictor=predictor)) as c:  # its worker recovers the job, resumes it
+        s = _finish(c, job_id)
+        assert (s["status"], s["succeeded"], s["failed"]) == ("done", 3, 1)
+        resumed = c.get(f"/v1/batches/{job_id}/results").json()["images"]
+    assert resumed == finished
+    with TestClient(create_app(settings, predictor=predictor)) as c:  # and once more
+        assert c.get(f"/v1/batches/{job_id}").json()["status"] == "done"
+        assert c.get(f"/v1/batches/{job_id}/results").json()["images"] == resumed
+    assert not list(settings.work_dir.rglob("*.tmp")), "atomic writes leave no temp files behind"
 
 
 def test_shutdown_mid_job_resumes_on_the_next_start(tmp_path, predictor, batch_root, photos):
@@ -176,8 +207,9 @@ def test_shutdown_mid_job_resumes_on_the_next_start(tmp_path, predictor, batch_r
     with TestClient(create_app(settings, predictor=slow)) as c:
         job_id = c.post("/v1/batches", json={"folder": "resume"}).json()["id"]
         wait_for(lambda: c.get(f"/v1/batches/{job_id}").json()["done"] >= 1, 60)
-    on_disk = json.loads((settings.jobs_dir / job_id / "job.json").read_text())
-    assert on_disk["status"] == "running" and 1 <= on_disk["done"] < 8  # interrupted, not failed
+    stopped = _job_row(settings, job_id)
+    # Given back to the queue, not failed: the attempt does not count, and the photos done stay done.
+    assert stopped.status == "queued" and stopped.attempts == 0 and 1 <= stopped.progress["done"] < 8
     with TestClient(create_app(settings, predictor=predictor)) as c:
         s = _finish(c, job_id)
         assert (s["status"], s["succeeded"], s["failed"]) == ("done", 8, 0)

@@ -157,7 +157,7 @@ def test_cli_predict_left_right(tmp_path, photos, split_names, plain_mask, predi
 
 
 def test_batch_predict_job_param_is_checked(settings):
-    from service.job_kinds import validate_params
+    from service.jobs.kinds import validate_params
     from service.store.queue import JobError
 
     assert validate_params("batch_predict", {"folder": "shoot", "left_right": True}, settings)["left_right"]

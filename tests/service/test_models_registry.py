@@ -76,7 +76,7 @@ def test_first_start_seeds_current_and_restart_keeps_an_activation(tmp_path, tin
     # Restart without naming a model: the store's current version serves, from the store's copy.
     from service.settings import Settings
 
-    plain = Settings(_env_file=None, jobs_dir=tmp_path / "jobs", data_dir=tmp_path / "data", threads=1, warmup=False)
+    plain = Settings(_env_file=None, data_dir=tmp_path / "data", threads=1, warmup=False)
     with TestClient(create_app(plain)) as c:
         info = c.get("/v1/models/current").json()
         assert info["version"] == tiny and info["activated_at"]

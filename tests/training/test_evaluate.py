@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from service.drafting.predictor import Predictor
-from service.evaluate import evaluate
+from service.jobs.evaluate import evaluate
 from tests.conftest import REPO
 from models.images import decode_image
 

@@ -49,7 +49,7 @@ def test_int8_card_describes_the_copy(int8_model):
 
 def test_card_scores_are_what_evaluate_measures(int8_model, ccp_sample, tmp_path):
     """The card's val mIoU is reproduced by `tailor evaluate` on the val photos alone, through the predictor."""
-    from service.evaluate import evaluate
+    from service.jobs.evaluate import evaluate
 
     out, card = int8_model, read_card(int8_model)
     val_only = tmp_path / "val"
@@ -82,7 +82,7 @@ def test_the_service_serves_the_int8_copy(int8_model, ccp, tmp_path):
     from service.app import create_app
     from service.settings import Settings
 
-    settings = Settings(_env_file=None, model_dir=int8_model, jobs_dir=tmp_path / "jobs", data_dir=tmp_path / "data",
+    settings = Settings(_env_file=None, model_dir=int8_model, data_dir=tmp_path / "data",
                         threads=1, backend="onnx", start_worker=False)
     with TestClient(create_app(settings)) as c:
         info = c.get("/v1/models/current").json()

@@ -24,6 +24,7 @@ from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
 from service.store import corrections as store_api
+from service.store.export import export_approved
 from service.store.tables import Correction
 
 router = APIRouter(prefix=f"{API_PREFIX}/corrections", tags=["corrections"])
@@ -207,7 +208,7 @@ def export(body: ExportRequest, request: Request, settings: SettingsDep, store: 
     if not body.dest.strip() or dest == root or not dest.is_relative_to(root):
         raise HTTPException(422, f"dest must be a folder name inside the export root, got {body.dest!r}")
     try:
-        result = store_api.export_approved(store.session, store.files, dest, serving_taxonomy(request),
+        result = export_approved(store.session, store.files, dest, serving_taxonomy(request),
                                            overwrite=body.overwrite)
     except store_api.CorrectionError as exc:
         raise HTTPException(409, str(exc)) from None
@@ -223,7 +224,7 @@ def export_zip(request: Request, store: StoreDep, _auth: ReadAccess) -> FileResp
 
     work = Path(tempfile.mkdtemp(prefix="tailor-export-"))
     try:
-        store_api.export_approved(store.session, store.files, work / "dataset", serving_taxonomy(request))
+        export_approved(store.session, store.files, work / "dataset", serving_taxonomy(request))
         archive = shutil.make_archive(str(work / "approved"), "zip", work / "dataset")
     except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
-from service.job_kinds import validate_params
+from service.jobs.kinds import validate_params
 from service.store import queue
 
 router = APIRouter(prefix=API_PREFIX, tags=["jobs"])

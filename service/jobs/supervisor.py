@@ -14,7 +14,9 @@ import sys
 import threading
 import time
 
-from service.worker import new_worker_id
+from service.jobs.worker import new_worker_id
+from service.store import queue
+from service.store.db import store_from_settings
 
 log = logging.getLogger("tailor.supervisor")
 
@@ -53,9 +55,6 @@ class WorkerSupervisor:
         log.info("started worker %s (pid %s)", self.worker_id, self.proc.pid)
 
     def _recover(self, worker_id: str) -> None:
-        from service.store import queue
-        from service.store.db import store_from_settings
-
         store = store_from_settings(self.settings, upgrade=False)
         try:
             with store.session() as s:

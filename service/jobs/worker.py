@@ -7,28 +7,20 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
-from service.store import Store
-from service.store import queue
+from service.jobs.batch_predict import run_batch_predict
+from service.jobs.context import JobCancelled, JobContext, JobLost, WorkerStopping
+from service.jobs.kinds import run_evaluate
+from service.jobs.retrain import run_retrain
+from service.store import Store, queue
 
 log = logging.getLogger("tailor.worker")
-
-
-class JobCancelled(Exception):
-    """The job was asked to stop (POST /v1/jobs/{id}/cancel)."""
-
-
-class JobLost(Exception):
-    """The job is no longer this worker's (it was recovered as lost after a long stall)."""
-
-
-class WorkerStopping(BaseException):
-    """Raised in the worker's main thread by SIGTERM/SIGINT: give the job back and exit."""
 
 
 def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
@@ -39,8 +31,6 @@ def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     `import onnxruntime` under way fails with "ImportError: initialization failed"); the event is what
     the worker trusts: a job that fails while it is set was stopped, not broken (Worker._run).
     """
-    import signal
-
     def handler(signum, _frame):
         stop.set()
         raise WorkerStopping(signal.Signals(signum).name)
@@ -58,43 +48,9 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class JobContext:
-    """What a handler gets: the job's id and params, progress reporting, and cancellation checks."""
-
-    def __init__(self, job, store: Store, settings, worker_id: str):
-        self.job_id, self.kind, self.params = job.id, job.kind, dict(job.params or {})
-        self.attempt = job.attempts
-        self.store, self.settings, self.worker_id = store, settings, worker_id
-        self.state = dict(job.progress or {})
-        self.flag: str | None = None  # "cancel" or "lost", set by the heartbeat thread
-        self._lock = threading.Lock()
-
-    def check(self) -> None:
-        if self.flag == "cancel":
-            raise JobCancelled(f"job {self.job_id} cancelled")
-        if self.flag == "lost":
-            raise JobLost(f"job {self.job_id} is no longer held by {self.worker_id}")
-
-    def progress(self, **fields) -> None:
-        """Merge `fields` into the job's progress, write it now, and stop here if cancelled or lost."""
-        with self._lock:
-            self.state.update(fields)
-            snapshot = dict(self.state)
-        with self.store.session() as s:
-            state = queue.heartbeat(s, self.job_id, self.worker_id, snapshot)
-        if state != "ok":
-            self.flag = state
-        self.check()
-
-    def log(self, *parts) -> None:
-        log.info("job %s: %s", self.job_id, " ".join(str(p) for p in parts))
-
-
-def default_handlers() -> dict[str, Callable]:
-    from service.job_kinds import run_batch_predict, run_evaluate
-    from service.retrain import run_retrain
-
-    return {"retrain": run_retrain, "evaluate": run_evaluate, "batch_predict": run_batch_predict}
+# Every kind, as `tailor worker` runs them; the server's own worker thread takes batch_predict only.
+HANDLERS: dict[str, Callable[[JobContext], dict]] = {"retrain": run_retrain, "evaluate": run_evaluate,
+                                                     "batch_predict": run_batch_predict}
 
 
 class Worker:
@@ -102,8 +58,19 @@ class Worker:
                  handlers: dict[str, Callable] | None = None):
         self.store, self.settings = store, settings
         self.id = worker_id or new_worker_id()
-        self.handlers = handlers if handlers is not None else default_handlers()
-        self.stop = threading.Event()  # set by stop_on_signals (through run_forever's `stop`)
+        self.handlers = handlers if handlers is not None else HANDLERS
+        self.stop = threading.Event()  # set by stop_on_signals (through run_forever's `stop`), or shutdown()
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Look for queued jobs now rather than at the next poll (a job was just queued in this process)."""
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        """Stop after the current unit of work of a running job, which goes back to the queue (a thread's
+        worker; a process's worker stops on its signals)."""
+        self.stop.set()
+        self._wake.set()
 
     def recover(self) -> list[tuple[int, str]]:
         with self.store.session() as s:
@@ -130,7 +97,20 @@ class Worker:
             if self.run_once() is None:
                 if idle_exit:
                     return
-                stop.wait(self.settings.worker_poll_s)
+                self._wake.wait(self.settings.worker_poll_s)
+                self._wake.clear()
+
+    def run_in_thread(self, name: str = "tailor-worker") -> threading.Thread:
+        """run_forever on a daemon thread, until shutdown() (the server's own batch drafting)."""
+        def loop() -> None:
+            try:
+                self.run_forever()
+            except WorkerStopping:  # a running job was given back to the queue
+                pass
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        return thread
 
     def _beat(self, ctx: JobContext, done: threading.Event) -> None:
         while not done.wait(self.settings.worker_heartbeat_s):
@@ -151,7 +131,7 @@ class Worker:
         log.info("job %s given back to the queue", job.id)
 
     def _run(self, job) -> None:
-        ctx = JobContext(job, self.store, self.settings, self.id)
+        ctx = JobContext(job, self.store, self.settings, self.id, self.stop)
         done = threading.Event()
         beat = threading.Thread(target=self._beat, args=(ctx, done), name=f"heartbeat-{job.id}", daemon=True)
         beat.start()

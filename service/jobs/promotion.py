@@ -12,13 +12,16 @@ from pathlib import Path
 
 from sqlalchemy import or_, select
 
+from models.card import read_card
 from models.taxonomy import Taxonomy
-from service.evaluate import evaluate
+from service.jobs.evaluate import evaluate
 from service.store import Store
-from service.store.corrections import CorrectionError, export_approved
+from service.store.corrections import CorrectionError
+from service.store.export import export_approved
 from service.store.models_registry import current_version, get_model, set_current, set_status
 from service.store.queue import promotion_dict, record_promotion
 from service.store.tables import Promotion
+from training.dataset import scan_dataset
 
 log = logging.getLogger("tailor.promotion")
 KEPT = ("miou", "pixel_accuracy", "per_class", "images", "model_version")
@@ -90,9 +93,6 @@ def score(model_dir: Path, data_dir: Path, settings) -> dict:
 def judge(store: Store, settings, candidate: str, eval_dir: Path, *, job_id: int | None = None,
           progress=lambda **_: None) -> dict:
     """Score the candidate and the current model on the evaluation set, decide, record; promote if allowed."""
-    from models.card import read_card
-    from training.dataset import scan_dataset
-
     with store.session() as s:
         cand_row, baseline = get_model(s, candidate), current_version(s)
         base_row = get_model(s, baseline) if baseline else None

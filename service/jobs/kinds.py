@@ -1,16 +1,18 @@
-"""The job kinds: their parameters (checked when queued) and the evaluate and batch_predict handlers.
-
-batch_predict runs the offline path (`tailor predict`) on a folder under batch_root in the worker process,
-for bulk pre-annotation that should not load the server; interactive batches stay on /v1/batches.
+"""The job kinds: their parameters, checked when a job is queued (a bad one fails now, not an hour later in
+the worker), where a job's model comes from, and the evaluate handler. batch_predict's handler is in
+batch_predict.py, retrain's in retrain.py.
 """
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
+from models.card import read_card
+from models.taxonomy import Taxonomy
 from service.drafting.errors import FolderRefused
 from service.drafting.photo_files import list_folder
+from service.formats import UnknownFormatError, parse_formats
+from service.jobs.promotion import export_eval_set, score
 from service.store.models_registry import current_version, get_model
 from service.store.queue import JobError
 from service.store.tables import JOB_KINDS
@@ -19,7 +21,9 @@ from service.store.tables import JOB_KINDS
 PARAMS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "retrain": {"epochs": (int, False), "lr": (float, False), "promote": (bool, False), "use_base_data": (bool, False)},
     "evaluate": {"version": (str, False), "folder": (str, False)},
-    "batch_predict": {"folder": (str, True), "version": (str, False), "left_right": (bool, False)},
+    # Exactly one of folder (under batch_root) or upload (photos staged by POST /v1/batches).
+    "batch_predict": {"folder": (str, False), "upload": (str, False), "version": (str, False),
+                      "left_right": (bool, False), "formats": (list, False)},
 }
 
 
@@ -48,8 +52,17 @@ def validate_params(kind: str, params: dict | None, settings) -> dict:
         raise JobError("params.epochs must be at least 1")
     if params.get("lr") is not None and params["lr"] <= 0:
         raise JobError("params.lr must be positive")
+    if kind == "batch_predict" and ("folder" in params) == ("upload" in params):
+        raise JobError("batch_predict needs params.folder (under batch_root) or params.upload, not both")
     if "folder" in params:
         folder_images(settings, params["folder"])  # exists, inside batch_root, holds images
+    if "upload" in params:
+        upload_dir(settings, params["upload"])
+    if "formats" in params:
+        try:
+            params["formats"] = parse_formats(params["formats"])
+        except UnknownFormatError as exc:
+            raise JobError(str(exc)) from None
     return params
 
 
@@ -58,6 +71,14 @@ def folder_images(settings, folder: str) -> list[tuple[str, Path]]:
         return list_folder(settings.batch_root, folder, settings.max_batch_files)
     except FolderRefused as exc:
         raise JobError(str(exc)) from None
+
+
+def upload_dir(settings, upload: str) -> Path:
+    """The folder of photos staged for a batch (WORK/uploads/<id>), which must exist."""
+    path = settings.work_dir / "uploads" / upload
+    if "/" in upload or upload.startswith(".") or not (path / "manifest.json").is_file():
+        raise JobError(f"no staged upload {upload!r}")
+    return path
 
 
 def model_path(store, version: str | None) -> tuple[str, Path]:
@@ -69,12 +90,8 @@ def model_path(store, version: str | None) -> tuple[str, Path]:
     return version, Path(row.path)
 
 
-def run_evaluate(ctx) -> dict:
+def run_evaluate(ctx: JobContext) -> dict:
     """Score a version (default: the current one) on the evaluation set, or on a dataset under batch_root."""
-    from models.card import read_card
-    from models.taxonomy import Taxonomy
-    from service.promotion import export_eval_set, score
-
     store, settings = ctx.store, ctx.settings
     version, path = model_path(store, ctx.params.get("version"))
     work = settings.work_dir / f"evaluate-{ctx.job_id}"
@@ -94,34 +111,3 @@ def run_evaluate(ctx) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     ctx.progress(stage="done")
     return {"version": version, "data": what, **metrics}
-
-
-def run_batch_predict(ctx) -> dict:
-    """Drafts for every photo of a folder: WORK/predictions-<job>/ masks/, coco.json, summary.csv."""
-    from service.drafting.batch import predict_files
-    from service.drafting.engine import Engine
-    from service.drafting.predictor import load_predictor
-
-    settings = ctx.settings
-    found = folder_images(settings, ctx.params["folder"])
-    version, path = model_path(ctx.store, ctx.params.get("version"))
-    out = settings.work_dir / f"predictions-{ctx.job_id}"
-    ctx.progress(stage="loading model", version=version, done=0, total=len(found))
-    engine = Engine(load_predictor(path, settings), settings)
-    done, last = 0, 0.0
-
-    def step(_path, _error) -> None:
-        nonlocal done, last
-        done += 1
-        ctx.check()
-        if time.monotonic() - last > 1.0 or done == len(found):  # one write a second at most
-            last = time.monotonic()
-            ctx.progress(stage="predicting", done=done)
-
-    stems = [(p, "__".join(Path(rel).with_suffix("").parts)) for rel, p in found]
-    try:
-        report = predict_files(engine, stems, out, on_step=step, left_right=bool(ctx.params.get("left_right")))
-    finally:
-        engine.close()
-    return {"version": version, "folder": ctx.params["folder"], "out": str(out), "images": len(found),
-            "written": len(report.written), "failures": [{"path": p, "reason": r} for p, r in report.failures]}

@@ -11,18 +11,27 @@ import os
 import shutil
 from pathlib import Path
 
-from service.promotion import in_eval_set, judge
-from service.store.corrections import CorrectionError, export_approved
-from service.store.models_registry import register_model
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from models.card import read_card
+from models.images import decode_image, read_label_map
+from models.taxonomy import Taxonomy
+from service.jobs.context import JobContext, JobLost
+from service.jobs.kinds import model_path
+from service.jobs.promotion import in_eval_set, judge
+from service.store.corrections import CorrectionError
+from service.store.export import export_approved
+from service.store.models_registry import get_model, register_model
 from service.store.queue import JobError
 from service.store.tables import Correction
+from training.config import TrainConfig
+from training.dataset import scan_dataset
 
 SUMMARY = ("epoch", "train_loss", "miou", "pixel_accuracy", "seconds")
 
 
 def _approved_shas(store) -> set[str]:
-    from sqlalchemy import select
-
     with store.session() as s:
         return set(s.scalars(select(Correction.image_sha256).where(Correction.status == "approved")))
 
@@ -30,11 +39,6 @@ def _approved_shas(store) -> set[str]:
 def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str]) -> int:
     """Copy the base dataset into `dest` (masks mapped to the taxonomy's ids), except photos in `skip_shas`
     (evaluation photos must stay unseen; a corrected photo's correction supersedes its base mask)."""
-    from PIL import Image as PILImage
-
-    from models.images import read_label_map
-    from training.dataset import scan_dataset
-
     folder = scan_dataset(base)
     lut = taxonomy.lut_for_labels(folder.labels, origin=str(base / "labels.txt"))
     added = 0
@@ -81,17 +85,13 @@ def prepare_data(ctx, taxonomy, use_base: bool) -> tuple[Path, dict]:
 
 
 def train_config(card: dict, overrides: dict, taxonomy_file: Path):
-    from training.config import TrainConfig
-
     base = {k: v for k, v in card["training"]["config"].items() if k not in ("max_images", "max_steps")}
     # The taxonomy travels with the model card, so the run does not depend on where the original lived.
     return TrainConfig.from_dict({**base, **overrides, "taxonomy": str(taxonomy_file)}, origin="retrain config")
 
 
-def run_retrain(ctx) -> dict:
+def run_retrain(ctx: JobContext) -> dict:
     """The job handler. Its work folder is kept only for a resume: after a killed worker or a stop."""
-    from service.worker import JobLost
-
     work = ctx.settings.work_dir / f"retrain-{ctx.job_id}"
     try:
         result = _retrain(ctx, work)
@@ -104,11 +104,9 @@ def run_retrain(ctx) -> dict:
     return result
 
 
-def _registered_before(ctx) -> str | None:
+def _registered_before(ctx: JobContext) -> str | None:
     """The candidate an earlier attempt of this job registered before its worker was lost: a retry
     judges that one instead of exporting and registering a second copy of the same training run."""
-    from service.store.models_registry import get_model
-
     version = ctx.state.get("candidate")
     if not version:
         return None
@@ -117,12 +115,7 @@ def _registered_before(ctx) -> str | None:
 
 
 def _retrain(ctx, work: Path) -> dict:
-    from models.card import read_card
-    from models.images import decode_image
-    from models.taxonomy import Taxonomy
-    from training.export import export_model
-
-    from service.job_kinds import model_path
+    from training.export import export_model  # torch: only in the worker, only for this job
 
     store, settings, params = ctx.store, ctx.settings, ctx.params
     parent, parent_dir = model_path(store, None)
@@ -144,7 +137,7 @@ def _retrain(ctx, work: Path) -> dict:
                      train_loss=round(record["train_loss"], 4), val_miou=round(record["miou"], 4),
                      best_val_miou=round(record["best_miou"], 4))
 
-    from training.train import train
+    from training.train import train  # torch, as above
 
     run = work / "run"
     try:
