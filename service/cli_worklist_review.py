@@ -1,6 +1,6 @@
 """`tailor worklist qa | effort | agreement | deliver | report`: reviewing a batch from the command line.
 
-The same analyses as the REST routes (service.annotation), printed as tables or JSON; deliver and
+The same analyses as the REST routes (service.review), printed as tables or JSON; deliver and
 report write folders transactionally and name the folder in any error.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ def qa(name: NameArg, image_id: Annotated[Optional[str], typer.Argument(help="on
     """QA checks of the current corrections: flags (where, why) and the checklist per photo and batch."""
     from rich.table import Table
 
-    from service.annotation.qa import item_qa
     from service.cli import console, fail
-    from service.qa.summary import batch_checklist
+    from service.review.checklist import batch_checklist
+    from service.review.item_qa import item_qa
     from service.store.worklists import WorklistNotFound, get_item
 
     settings, store = _open()
@@ -60,8 +60,8 @@ def effort(name: Annotated[Optional[str], typer.Argument(help="worklist (default
     """Correction effort: changed pixels, draft-vs-final IoU and boundary F, per model version and class."""
     from rich.table import Table
 
-    from service.annotation.effort import effort_records, effort_summary
     from service.cli import console
+    from service.review.effort_records import effort_records, effort_summary
 
     settings, store = _open()
     with store.session() as s:
@@ -84,8 +84,8 @@ def agreement(name: NameArg, as_json: JsonOpt = False) -> None:
     """Agreement where two annotators corrected the same photo: per pair and per class."""
     from rich.table import Table
 
-    from service.annotation.agreement import worklist_agreement
     from service.cli import console
+    from service.review.annotator_agreement import worklist_agreement
 
     settings, store = _open()
     with store.session() as s:
@@ -116,9 +116,9 @@ def deliver(name: NameArg, out: Annotated[Path, typer.Argument(help="package fol
     """Write the delivery package: originals, label and colour PNGs, COCO JSON, metadata JSON/CSV, report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from service.annotation.deliver import deliver_worklist
     from service.cli import console, fail
-    from service.delivery import DeliveryError
+    from service.review.delivery import DeliveryError
+    from service.review.delivery.worklist import deliver_worklist
 
     settings, store = _open()
     with store.session() as s:
@@ -143,8 +143,8 @@ def deliver(name: NameArg, out: Annotated[Path, typer.Argument(help="package fol
 def report(name: NameArg, out: Annotated[Path, typer.Argument(help="folder for report.html and charts/")],
            overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False) -> None:
     """The batch summary report: one self-contained HTML file (readable offline) plus PNG charts."""
-    from service.annotation.report import write_worklist_report
     from service.cli import console, fail
+    from service.review.report.worklist import write_worklist_report
 
     settings, store = _open()
     with store.session() as s:

@@ -51,11 +51,12 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from models.card import ModelDirError
-    from service.annotation.drafting import check_photos, draft_into, photos_in
     from service.cli import console, fail
     from service.drafting.engine import Engine
     from service.drafting.predictor import load_predictor
-    from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
+    from service.review.worklists import assign
+    from service.review.worklists import check_photos, draft_into, photos_in
+    from service.store.worklists import WorklistError, create_worklist, delete_worklist
 
     settings, store = _open()
     settings = settings.model_copy(update={"model_dir": model}) if model else settings
@@ -73,9 +74,10 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
 def _create(store, engine, settings, name: str, batch, annotators: Optional[str], created_by: Optional[str]) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from service.annotation.drafting import check_photos, draft_into
     from service.cli import console, fail
-    from service.store.worklists import WorklistError, assign, create_worklist, delete_worklist
+    from service.review.worklists import assign
+    from service.review.worklists import check_photos, draft_into
+    from service.store.worklists import WorklistError, create_worklist, delete_worklist
 
     try:
         check_photos(engine, batch)
@@ -107,8 +109,8 @@ def _create(store, engine, settings, name: str, batch, annotators: Optional[str]
 
 
 def _print_shares(wl) -> None:
-    from service.annotation.views import totals
     from service.cli import console
+    from service.review.views import totals
 
     for who, t in totals(wl).items():
         console.print(f"  {who or '(unassigned)'}: {t['images']} photos, ~{t['predicted_s'] / 60:.1f} min predicted")
@@ -120,7 +122,8 @@ def assign_cmd(name: NameArg,
                capacity: Annotated[Optional[str], typer.Option(help="relative speeds, e.g. 'ann=2,bob=1'")] = None) -> None:
     """(Re)split the batch so each annotator's predicted effort is about equal; hardest first."""
     from service.cli import console, fail
-    from service.store.worklists import WorklistError, assign
+    from service.review.worklists import assign
+    from service.store.worklists import WorklistError
 
     settings, store = _open()
     try:
@@ -142,8 +145,8 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     """Every worklist with its size and QA status counts."""
     from rich.table import Table
 
-    from service.annotation.views import worklist_dict
     from service.cli import console
+    from service.review.views import worklist_dict
     from service.store.worklists import list_worklists
 
     _, store = _open()
@@ -163,8 +166,8 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
     """The batch photo by photo: who has it, how hard, why, QA status and its correction."""
     from rich.table import Table
 
-    from service.annotation.views import worklist_dict
     from service.cli import console
+    from service.review.views import worklist_dict
 
     _, store = _open()
     with store.session() as s:
@@ -185,7 +188,7 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
 def csv_cmd(name: NameArg,
             out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write (default: stdout)")] = None) -> None:
     """The spreadsheet: image id, annotator, classes present, difficulty, notes, QA status."""
-    from service.store.worklists import worklist_csv
+    from service.review.worklists import worklist_csv
 
     _, store = _open()
     with store.session() as s:

@@ -15,8 +15,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from service.delivery import DeliveryError, DeliveryItem, check_image_id, sanitize_image_id, write_package
 from service.drafting.left_right import split_left_right
+from service.review.delivery import DeliveryError, DeliveryItem, check_image_id, sanitize_image_id, write_package
 
 from tests.delivery.conftest import tree, write_photo
 

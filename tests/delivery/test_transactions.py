@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.delivery import DeliveryError, DeliveryItem, write_package
+from service.review.delivery import DeliveryError, DeliveryItem, write_package
 
 from tests.delivery.conftest import tree, write_photo
 
@@ -157,7 +157,7 @@ def test_links_made_by_extras_are_refused(photos, dest, tmp_path, tax):
 
 
 def test_a_rename_failing_at_commit_restores_the_old_package(photos, dest, tax, monkeypatch):
-    import service.delivery.writer as writer
+    import service.review.delivery.writer as writer
 
     write_package(items(photos)[:1], dest / "pkg", tax)
     before_dir, before_zip = tree(dest / "pkg"), (dest / "pkg.zip").read_bytes()

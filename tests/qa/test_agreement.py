@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.qa.agreement import aggregate_agreement, agreement, disagreement_overlay
+from service.review.agreement import aggregate_agreement, agreement, disagreement_overlay
 
 
 def two_annotators(tax):

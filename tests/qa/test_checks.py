@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.qa.checks import (CHECKS, Flag, batch_checklist, checklist, disagreement, empty_margins, flag_overlay_png,
-                               islands, left_right, missing_classes, overlaps, run_checks)
+from service.review.checks import (CHECKS, Flag, batch_checklist, checklist, disagreement, empty_margins,
+    flag_overlay_png, islands, left_right, missing_classes, overlaps, run_checks)
 from service.thresholds import QAThresholds
 
 THR = QAThresholds()

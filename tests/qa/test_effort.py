@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.qa.effort import aggregate, correction_effort
+from service.review.effort import aggregate, correction_effort
 
 
 def shifted(lm: np.ndarray, dx: int) -> np.ndarray:

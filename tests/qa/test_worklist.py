@@ -1,14 +1,10 @@
-"""Worklist: effort formula, difficulty reasons, the balanced split, CSV, and draft measurements."""
+"""Worklist: effort formula, difficulty reasons, the balanced split, its rows, and draft measurements."""
 from __future__ import annotations
-
-import csv
-import io
 
 import numpy as np
 import pytest
 
-from service.qa.worklist import (CSV_COLUMNS, DraftInfo, difficulty_reason, draft_info, predicted_effort_s,
-                                 share_totals, split_batch, to_csv)
+from service.review.split import DraftInfo, difficulty_reason, draft_info, predicted_effort_s, share_totals, split_batch
 
 EIGHT = {n: 1000 for n in ("skin", "hair", "top", "outerwear", "pants", "shoes", "bag", "accessory")}
 
@@ -60,17 +56,16 @@ def test_split_respects_capacity():
         split_batch(infos, ["ann"], capacity={"ann": 0})
 
 
-def test_csv_export(tax, ccp_mask):
+def test_split_rows_hold_what_the_worklist_csv_lists(tax, ccp_mask):
+    """Per photo: annotator, classes present, difficulty, why it is hard (and the predicted seconds), QA state."""
     infos = [draft_info(i, ccp_mask(i), np.full(ccp_mask(i).shape, 0.9, np.float32)) for i in ("0001", "0002")]
-    text = to_csv(split_batch(infos, ["ann"]))
-    rows = list(csv.reader(io.StringIO(text)))
-    assert tuple(rows[0]) == CSV_COLUMNS
-    assert len(rows) == 3
-    body = {r[0]: dict(zip(CSV_COLUMNS, r)) for r in rows[1:]}
-    assert body["0002"]["classes_present"] == "skin;hair;outerwear;dress;socks;shoes"
-    assert body["0002"]["annotator"] == "ann" and body["0002"]["qa_status"] == "pending"
-    assert body["0002"]["difficulty"] == "0.1000"
-    assert "rare classes: socks" in body["0002"]["notes"] and body["0002"]["notes"].endswith(" s")
+    rows = {a.image_id: a for a in split_batch(infos, ["ann"])}
+    assert len(rows) == 2
+    row = rows["0002"]
+    assert ";".join(row.classes_present) == "skin;hair;outerwear;dress;socks;shoes"
+    assert row.annotator == "ann" and row.qa_status == "pending"
+    assert f"{row.difficulty:.4f}" == "0.1000"
+    assert "rare classes: socks" in row.notes and row.notes.endswith(" s")
 
 
 def test_draft_info_drawn():

@@ -1,5 +1,5 @@
 """A report input built from real CCP photos: the CCP mask is the annotator's final mask, a perturbed
-copy of it plays the model's draft, and the real service.qa functions measure effort, flags,
+copy of it plays the model's draft, and the real service.review functions measure effort, flags,
 checklists, difficulty and agreement. `python -m tests.report.ccp_batch OUT` writes an example.
 """
 from __future__ import annotations
@@ -15,14 +15,14 @@ from PIL import Image
 
 from models.images import decode_image, read_label_map
 from models.taxonomy import Taxonomy, load_taxonomy
-from service.qa.agreement import aggregate_agreement, agreement, disagreement_overlay
-from service.qa.checks import run_checks
-from service.qa.effort import aggregate, correction_effort
-from service.qa.summary import batch_checklist, checklist
-from service.qa.worklist import difficulty_reason, draft_info
-from service.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
-                                 effort_timeline, flag_dicts)
-from service.report.thumbs import overlay_thumbnail
+from service.review.agreement import aggregate_agreement, agreement, disagreement_overlay
+from service.review.checklist import batch_checklist, checklist
+from service.review.checks import run_checks
+from service.review.effort import aggregate, correction_effort
+from service.review.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
+    effort_timeline, flag_dicts)
+from service.review.report.thumbs import overlay_thumbnail
+from service.review.split import difficulty_reason, draft_info
 
 CCP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp"
 ANNOTATORS = ("ana", "bo", "chen")
@@ -143,7 +143,7 @@ def build_input(n: int = 6, tax: Taxonomy | None = None) -> ReportInput:
 
 
 if __name__ == "__main__":
-    from service.report.build import write_report
+    from service.review.report.build import write_report
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/report_example")
     print(write_report(build_input(int(sys.argv[2]) if len(sys.argv) > 2 else 6), out, overwrite=True))

@@ -28,6 +28,6 @@ def ccp_input(tax):
 @pytest.fixture(scope="session")
 def ccp_report(ccp_input, tmp_path_factory):
     """report.html of the CCP batch, written once per session by write_report."""
-    from service.report.build import write_report
+    from service.review.report.build import write_report
 
     return write_report(ccp_input, tmp_path_factory.mktemp("ccp-report") / "report")

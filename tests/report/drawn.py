@@ -10,11 +10,12 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from service.qa.effort import aggregate, correction_effort
-from service.qa.flags import Flag
-from service.qa.summary import batch_checklist, checklist
-from service.report.data import BatchInfo, ImageRow, ReportInput, class_distribution, effort_timeline, flag_dicts
-from service.report.thumbs import overlay_thumbnail
+from service.review.checklist import batch_checklist, checklist
+from service.review.effort import aggregate, correction_effort
+from service.review.flags import Flag
+from service.review.report.data import (BatchInfo, ImageRow, ReportInput, class_distribution, effort_timeline,
+    flag_dicts)
+from service.review.report.thumbs import overlay_thumbnail
 
 SCRIPT_NOTE = '<script>alert("pwned")</script> & more'
 EVIL_NAME = "<b>eve</b>"

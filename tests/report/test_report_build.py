@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-import service.report.build as build
-from service.report.build import write_report
+import service.review.report.build as build
+from service.review.report.build import write_report
 
 
 def listing(path):

@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from service.report.derive import flag_counts
+from service.review.report.derive import flag_counts
 from tests.report.ccp_batch import ccp_ids, load_final
 from tests.report.htmlq import Doc
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.report.charts import CHARTS
-from service.report.html import SECTIONS
+from service.review.report.charts import CHARTS
+from service.review.report.html import SECTIONS
 from tests.report.chromium import dump_dom, require_chromium, screenshot, with_probe
 from tests.report.htmlq import Doc
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.qa.flags import Flag
-from service.report.data import ReportInput, class_distribution, effort_timeline, flag_dicts
-from service.report.derive import effort_by_class, hardest
+from service.review.flags import Flag
+from service.review.report.data import ReportInput, class_distribution, effort_timeline, flag_dicts
+from service.review.report.derive import effort_by_class, hardest
 from tests.report.drawn import drawn_input, drawn_maps
 
 

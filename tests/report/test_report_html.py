@@ -9,8 +9,8 @@ import re
 import pytest
 from PIL import Image
 
-from service.report.charts import OPEN, RESOLVED, render_charts
-from service.report.html import SECTIONS, render_html
+from service.review.report.charts import OPEN, RESOLVED, render_charts
+from service.review.report.html import SECTIONS, render_html
 from tests.report.drawn import EVIL_NAME, SCRIPT_NOTE, URL_NOTE, drawn_input
 from tests.report.htmlq import Doc
 

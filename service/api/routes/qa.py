@@ -10,13 +10,13 @@ import numpy as np
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.annotation.maps import item_confidence, item_draft, taxonomy_for
-from service.annotation.qa import correction_qa
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep
 from service.api.routes import API_PREFIX
 from service.api.routes.worklists import find_item
-from service.qa.checks import CHECKS, run_checks
-from service.qa.summary import checklist
+from service.review.checklist import checklist
+from service.review.checks import CHECKS, run_checks
+from service.review.item_qa import correction_qa
+from service.review.stored_maps import item_confidence, item_draft, taxonomy_for
 
 router = APIRouter(prefix=f"{API_PREFIX}/qa", tags=["qa"])
 corrections_router = APIRouter(prefix=f"{API_PREFIX}/corrections", tags=["corrections"])

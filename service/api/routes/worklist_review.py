@@ -12,14 +12,14 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.annotation.agreement import disagreement_png, item_agreements, worklist_agreement
-from service.annotation.effort import effort_records, effort_summary
-from service.annotation.qa import flag_overlay, item_qa
-from service.annotation.views import item_url
 from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.routes import API_PREFIX
 from service.api.routes.worklists import find_item, find_worklist
-from service.qa.summary import batch_checklist
+from service.review.annotator_agreement import disagreement_png, item_agreements, worklist_agreement
+from service.review.checklist import batch_checklist
+from service.review.effort_records import effort_records, effort_summary
+from service.review.item_qa import flag_overlay, item_qa
+from service.review.views import item_url
 from service.store.worklists import WorklistNotFound
 
 router = APIRouter(prefix=f"{API_PREFIX}/worklists", tags=["worklists"])
@@ -120,7 +120,7 @@ def effort(store: StoreDep, settings: SettingsDep, _auth: ReadAccess,
 @router.get("/{ref}/report.html", response_class=HTMLResponse)
 def report_html(ref: str, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> HTMLResponse:
     """The batch report as one self-contained HTML page (charts and thumbnails inlined; works offline)."""
-    from service.annotation.report import worklist_report_html
+    from service.review.report.worklist import worklist_report_html
 
     wl = find_worklist(store, ref)
     return HTMLResponse(worklist_report_html(store.session, store.files, wl, settings.qa_thresholds))
@@ -137,7 +137,7 @@ class DeliveryRequest(BaseModel):
 
 
 def _delivery_dir(settings, dest: str) -> Path:
-    from service.delivery import DeliveryError, check_image_id
+    from service.review.delivery import DeliveryError, check_image_id
 
     try:
         check_image_id(dest)   # the same portable-name rule as photo ids: no folders, no dots up
@@ -151,8 +151,8 @@ def deliver(ref: str, body: DeliveryRequest, store: StoreDep, settings: Settings
     """Write the delivery package (folder and zip): originals, label and colour PNGs, COCO JSON, metadata.
 
     Refused (409, nothing written) while a photo has no approved mask, unless include_unapproved."""
-    from service.annotation.deliver import deliver_worklist
-    from service.delivery import DeliveryError
+    from service.review.delivery import DeliveryError
+    from service.review.delivery.worklist import deliver_worklist
 
     wl = find_worklist(store, ref)
     out = _delivery_dir(settings, body.dest)

@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.annotation.drafting import Photo, draft_into
-from service.annotation.views import item_dict, worklist_dict
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.inputs import read_form
 from service.api.routes import API_PREFIX
+from service.review.views import item_dict, worklist_dict
+from service.review.worklists import Photo, assign, draft_into, image_id_from_name, worklist_csv
 from service.store import worklists as wl_api
 from service.store.tables import QA_STATUSES, WorkItem, Worklist
 
@@ -105,7 +105,7 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
     uploads = [u for u in form.getlist("images") if isinstance(u, UploadFile)]
     if not uploads:
         raise HTTPException(422, "no photos: send one or more file fields named 'images'")
-    photos = [Photo(wl_api.image_id_from_name(u.filename or f"image-{k}"), u.filename or f"image-{k}",
+    photos = [Photo(image_id_from_name(u.filename or f"image-{k}"), u.filename or f"image-{k}",
                     await u.read()) for k, u in enumerate(uploads, 1)]
     wl = find_worklist(store, ref)
     if wl.model_version != engine.predictor.version:
@@ -120,21 +120,21 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
 
 
 @router.post("/{ref}/assign")
-def assign(ref: str, body: AssignRequest, store: StoreDep, settings: SettingsDep, _auth: WriteAccess) -> dict:
+def split_between_annotators(ref: str, body: AssignRequest, store: StoreDep, settings: SettingsDep, _auth: WriteAccess) -> dict:
     """Split every photo between annotators so predicted effort, not photo count, is balanced."""
     wl = find_worklist(store, ref)
     try:
-        wl_api.assign(store.session, wl, body.annotators, body.capacity, settings.qa_thresholds)
+        assign(store.session, wl, body.annotators, body.capacity, settings.qa_thresholds)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
     return worklist_dict(store.session, wl, items=True)
 
 
 @router.get("/{ref}/worklist.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def worklist_csv(ref: str, store: StoreDep, _auth: ReadAccess) -> Response:
+def download_csv(ref: str, store: StoreDep, _auth: ReadAccess) -> Response:
     """The spreadsheet: image id, annotator, classes present, difficulty, notes, QA status (and more)."""
     wl = find_worklist(store, ref)
-    return Response(wl_api.worklist_csv(store.session, wl), media_type="text/csv; charset=utf-8",
+    return Response(worklist_csv(store.session, wl), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="worklist-{wl.id}.csv"'})
 
 

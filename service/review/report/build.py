@@ -9,9 +9,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from service.report.charts import render_charts
-from service.report.data import ReportInput
-from service.report.html import render_html
+from service.review.report.charts import render_charts
+from service.review.report.data import ReportInput
+from service.review.report.html import render_html
 
 REPORT_NAME = "report.html"
 

@@ -10,8 +10,8 @@ from itertools import combinations
 from sqlalchemy.orm import Session
 
 from models.images import encode_png
-from service.annotation.maps import correction_map, photo, taxonomy_for
-from service.qa.agreement import agreement, aggregate_agreement, disagreement_overlay
+from service.review.agreement import agreement, aggregate_agreement, disagreement_overlay
+from service.review.stored_maps import correction_map, photo, taxonomy_for
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem, Worklist
 from service.store.worklists import WorklistNotFound, item_corrections

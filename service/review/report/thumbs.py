@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from service.drafting.label_maps import check_map, check_same_shape
-from service.qa.measures import colorize, label_boundary
+from service.review.measures import colorize, label_boundary
 
 
 def overlay_thumbnail(image: np.ndarray, label_map: np.ndarray, palette: np.ndarray | None = None,

@@ -21,8 +21,8 @@ from models.taxonomy import Taxonomy
 from service.drafting.left_right import split_left_right, split_taxonomy
 from service.formats import png
 
-from . import documents as docs
-from .items import DeliveryError, DeliveryItem, check_declared_size, check_items, checked_label_map, image_info
+from service.review.delivery import documents as docs
+from service.review.delivery.items import DeliveryError, DeliveryItem, check_declared_size, check_items, checked_label_map, image_info
 
 # Already-compressed formats are stored, not deflated again: it would cost CPU for nothing.
 _STORED = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".zip", ".gz"}

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from models.taxonomy import Taxonomy, load_taxonomy
-from service.qa.measures import class_name, compare_maps, summarise
+from service.review.measures import class_name, compare_maps, summarise
 from service.thresholds import QAThresholds
 
 

@@ -1,4 +1,4 @@
-"""PNG charts of the batch report, drawn with matplotlib's Agg backend (no display needed).
+"""PNG charts of the batch report, drawn on matplotlib Figures (no pyplot, no display, no global backend).
 Each chart has a test for whether there is anything to draw; without data it is skipped and the
 HTML says why, rather than showing an empty axis that reads like a bug.
 """
@@ -8,29 +8,32 @@ import io
 from collections.abc import Callable
 from typing import NamedTuple
 
-from service.report.data import ReportInput
-from service.report.derive import effort_by_class, flag_counts
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from service.review.report.data import ReportInput
+from service.review.report.derive import effort_by_class, flag_counts
 
 RESOLVED, OPEN = "#2e9d57", "#d64545"       # green / red: resolved flags, open flags
 METRIC_A, METRIC_B = "#3b6fb6", "#e08a2c"   # two neutral hues for IoU and boundary F, not class colours
 EDGE = "#444444"                            # bar outline, so pale class colours (accessory) stay visible
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
-                         "axes.titlesize": 11, "axes.titleweight": "bold"})
-    return plt
+# Applied while each chart is drawn (rc_context), never to the process's matplotlib defaults.
+STYLE = {"font.size": 10, "axes.spines.top": False, "axes.spines.right": False, "axes.titlesize": 11,
+         "axes.titleweight": "bold"}
 
 
-def _png(fig) -> bytes:
-    plt = _pyplot()
+def _subplots(*grid: int, figsize: tuple[float, float], **kw):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
+
+
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -54,19 +57,18 @@ def _class_distribution_missing(data: ReportInput) -> str | None:
 
 
 def _class_distribution(data: ReportInput) -> bytes:
-    plt = _pyplot()
     names = _garments(data)[::-1]          # barh draws bottom-up: put the largest class on top
     colours = [_rgb(data, n) for n in names]
     total = sum(data.class_pixels[n] for n in names)
     n_images = len(data.images) or max(data.class_images.values(), default=0)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 0.32 * len(names) + 1.1), sharey=True)
+    fig, (ax1, ax2) = _subplots(1, 2, figsize=(10, 0.32 * len(names) + 1.1), sharey=True)
     px = [data.class_pixels[n] for n in names]
     ax1.barh(names, px, color=colours, edgecolor=EDGE, linewidth=0.6)
     for y, v in enumerate(px):
         ax1.text(v, y, f" {_fmt_px(v)} ({100 * v / total:.0f}%)", va="center", fontsize=9)
     ax1.set_title("pixels (share of garment pixels)")
     ax1.set_xlim(0, max(px) * 1.35)
-    ax1.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: _fmt_px(v)))
+    ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_px(v)))
     im = [data.class_images.get(n, 0) for n in names]
     ax2.barh(names, im, color=colours, edgecolor=EDGE, linewidth=0.6)
     for y, v in enumerate(im):
@@ -87,12 +89,11 @@ def _qa_flags_missing(data: ReportInput) -> str | None:
 
 
 def _qa_flags(data: ReportInput) -> bytes:
-    plt = _pyplot()
     counts = flag_counts(data)
     names = list(counts)[::-1]
     resolved = [counts[n]["resolved"] for n in names]
     still_open = [counts[n]["open"] for n in names]
-    fig, ax = plt.subplots(figsize=(9, 0.34 * len(names) + 1.2))
+    fig, ax = _subplots(figsize=(9, 0.34 * len(names) + 1.2))
     ax.barh(names, resolved, color=RESOLVED, label="resolved")
     ax.barh(names, still_open, left=resolved, color=OPEN, label="open")
     top = max(r + o for r, o in zip(resolved, still_open))
@@ -115,11 +116,10 @@ def _effort_by_class_missing(data: ReportInput) -> str | None:
 
 def _iou_bf(data: ReportInput, per: dict[str, dict], between: str, xlabel: str) -> bytes:
     """Paired bars of IoU and boundary F per class (worst IoU on top), class colour behind each name."""
-    plt = _pyplot()
     per = {c: v for c, v in per.items() if c != data.class_names[0]} or per   # background says little
     names = sorted(per, key=lambda c: -per[c]["iou"])   # bottom-up: the worst class ends on top
     y = range(len(names))
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(names) + 1.3))
+    fig, ax = _subplots(figsize=(10, 0.4 * len(names) + 1.3))
     iou = [per[c]["iou"] for c in names]
     bf = [per[c].get("boundary_f") or 0.0 for c in names]
     ax.barh([i + 0.2 for i in y], iou, height=0.38, color=METRIC_A, label=f"IoU {between}")
@@ -148,10 +148,9 @@ def _effort_by_version_missing(data: ReportInput) -> str | None:
 
 
 def _effort_by_version(data: ReportInput) -> bytes:
-    plt = _pyplot()
     versions = [v for v, s in data.effort.items() if s.get("changed_fraction") is not None]
     changed = [100 * data.effort[v]["changed_fraction"] for v in versions]
-    fig, ax = plt.subplots(figsize=(5.2, 0.5 * len(versions) + 1.3))
+    fig, ax = _subplots(figsize=(5.2, 0.5 * len(versions) + 1.3))
     ax.barh(versions[::-1], changed[::-1], color=METRIC_A)
     for y, v in enumerate(versions[::-1]):
         ax.text(100 * data.effort[v]["changed_fraction"], y,
@@ -170,10 +169,9 @@ def _effort_over_time_missing(data: ReportInput) -> str | None:
 
 
 def _effort_over_time(data: ReportInput) -> bytes:
-    plt = _pyplot()
     days = sorted({str(p.date) for p in data.effort_over_time})
     x = {d: i for i, d in enumerate(days)}
-    fig, ax = plt.subplots(figsize=(10, 3.0))
+    fig, ax = _subplots(figsize=(10, 3.0))
     for version in sorted({p.model_version for p in data.effort_over_time}):
         pts = sorted((x[str(p.date)], 100 * p.changed_fraction, p.n) for p in data.effort_over_time
                      if p.model_version == version)
@@ -225,4 +223,5 @@ def skip_reason(name: str, data: ReportInput) -> str | None:
 
 def render_charts(data: ReportInput) -> dict[str, bytes]:
     """{chart name: PNG bytes} for every chart with data; skipped ones are simply absent."""
-    return {name: c.draw(data) for name, c in CHARTS.items() if c.missing(data) is None}
+    with rc_context(STYLE):
+        return {name: c.draw(data) for name, c in CHARTS.items() if c.missing(data) is None}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from service.qa.flags import Flag
+from service.review.flags import Flag
 
 CHECK_NAMES = ("empty_margins", "islands", "overlaps", "missing_classes", "disagreement", "left_right")
 

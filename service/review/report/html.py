@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from service.qa.checks import CHECKS
-from service.qa.summary import CRITERIA, batch_checklist
-from service.report.charts import CHARTS, skip_reason
-from service.report.data import ImageRow, ReportInput
-from service.report.derive import effort_by_class, effort_overall, flag_counts, gallery, hardest, open_flags
-from service.report.inline import data_uri, thumb_uri
-from service.report.style import CSS
+from service.review.checklist import CRITERIA, batch_checklist
+from service.review.checks import CHECKS
+from service.review.report.charts import CHARTS, skip_reason
+from service.review.report.data import ImageRow, ReportInput
+from service.review.report.derive import effort_by_class, effort_overall, flag_counts, gallery, hardest, open_flags
+from service.review.report.inline import data_uri, thumb_uri
+from service.review.report.style import CSS
 
 # No script may run and nothing may load from outside, even if some text slipped past escaping.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

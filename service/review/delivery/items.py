@@ -66,7 +66,7 @@ class DeliveryItem:
     qa_status: str | None = None
     notes: str | None = None
     draft_model_version: str | None = None           # the model that drew the draft the annotator corrected
-    effort: Mapping[str, Any] | Any | None = None    # service.qa.effort.Effort or its to_dict()
+    effort: Mapping[str, Any] | Any | None = None    # service.review.effort.Effort or its to_dict()
     extra: Mapping[str, Any] = field(default_factory=dict)  # more scalar columns (correction id, sha256...)
 
     def load_label_map(self) -> np.ndarray | None:

@@ -16,7 +16,7 @@ import numpy as np
 from models.taxonomy import Taxonomy
 from service.drafting.answer import class_annotations, coco_categories
 
-from .items import FLAG_REASON, DeliveryItem
+from service.review.delivery.items import FLAG_REASON, DeliveryItem
 
 FORMAT_VERSION = 1
 LR_CONVENTION = ("left/right are the PERSON's own sides, facing the camera: the person's left appears on the "

@@ -1,11 +1,9 @@
-"""Worklists: why each drafted image is hard, how long its correction should take, who gets it.
+"""Splitting a worklist: why each drafted image is hard, how long its correction should take, who gets it.
 A batch is split between named annotators by greedy longest-processing-time on predicted effort,
-so shares take about equally long; each share lists its hardest image first. CSV out for the team.
+so shares take about equally long; each share lists its hardest image first (CSV_COLUMNS: the team's sheet).
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -13,7 +11,7 @@ import numpy as np
 
 from models.taxonomy import Taxonomy, load_taxonomy
 from service.drafting.label_maps import check_map, parts
-from service.qa.measures import class_name, label_boundary
+from service.review.measures import class_name, label_boundary
 from service.thresholds import QAThresholds
 
 CSV_COLUMNS = ("image_id", "annotator", "classes_present", "difficulty", "notes", "qa_status")
@@ -146,14 +144,3 @@ def share_totals(assignments: Sequence[Assignment]) -> dict[str, dict[str, float
         t["images"] += 1
         t["predicted_s"] += a.predicted_s
     return totals
-
-
-def to_csv(assignments: Sequence[Assignment]) -> str:
-    """CSV text with columns image_id, annotator, classes_present (;-separated), difficulty, notes, qa_status."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for a in assignments:
-        w.writerow([a.image_id, a.annotator, ";".join(a.classes_present), f"{a.difficulty:.4f}", a.notes,
-                    a.qa_status])
-    return buf.getvalue()

@@ -4,8 +4,8 @@ the HTML so a chart and the table beside it can never disagree.
 """
 from __future__ import annotations
 
-from service.qa.summary import CHECK_NAMES
-from service.report.data import ImageRow, ReportInput
+from service.review.checklist import CHECK_NAMES
+from service.review.report.data import ImageRow, ReportInput
 
 
 def flag_counts(data: ReportInput) -> dict[str, dict[str, int]]:

@@ -6,15 +6,16 @@ annotator ticked off are kept on the item; an overlay PNG shows exactly what one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.annotation.maps import DraftPair, draft_pair, photo, taxonomy_for
-from service.qa.checks import CHECKS, run_checks
-from service.qa.effort import Effort, correction_effort
-from service.qa.flags import Flag, flag_overlay_png
-from service.qa.summary import checklist
+from service.review.checklist import checklist
+from service.review.checks import CHECKS, run_checks
+from service.review.effort import Effort, correction_effort
+from service.review.flags import Flag, flag_overlay_png
+from service.review.stored_maps import DraftPair, draft_pair, photo, taxonomy_for
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem
 from service.store.worklists import WorklistNotFound, item_correction
@@ -49,8 +50,6 @@ class ItemQA:
 
 
 def _quote(key: str) -> str:
-    from urllib.parse import quote
-
     return quote(key, safe="")
 
 

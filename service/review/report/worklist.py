@@ -1,5 +1,5 @@
 """The batch report of a worklist: gathers QA, effort, agreement and class counts from the store into a
-ReportInput, then service.report renders the self-contained HTML and its PNG charts.
+ReportInput, then service.review.report renders the self-contained HTML and its PNG charts.
 Photos without a correction are listed with their draft (so the report shows what is still open).
 """
 from __future__ import annotations
@@ -10,15 +10,18 @@ import numpy as np
 
 from sqlalchemy.orm import Session
 
-from service.annotation.agreement import disagreement_png, worklist_agreement
-from service.annotation.effort import effort_records
-from service.annotation.maps import item_draft, photo, taxonomy_for
-from service.annotation.qa import item_qa
-from service.qa.effort import aggregate
-from service.qa.summary import batch_checklist
-from service.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
-                                 effort_timeline, flag_dicts)
-from service.report.thumbs import overlay_thumbnail
+from service.review.annotator_agreement import disagreement_png, worklist_agreement
+from service.review.checklist import batch_checklist
+from service.review.effort import aggregate
+from service.review.effort_records import effort_records
+from service.review.item_qa import item_qa
+from service.review.report.build import write_report
+from service.review.report.charts import render_charts
+from service.review.report.data import (BatchInfo, DisagreementSample, ImageRow, ReportInput, class_distribution,
+    effort_timeline, flag_dicts)
+from service.review.report.html import render_html
+from service.review.report.thumbs import overlay_thumbnail
+from service.review.stored_maps import item_draft, photo, taxonomy_for
 from service.store.files import FileStore
 from service.store.tables import Worklist
 from service.thresholds import QAThresholds
@@ -73,15 +76,10 @@ def worklist_report_input(session: Session, files: FileStore, wl: Worklist,
 def write_worklist_report(session: Session, files: FileStore, wl: Worklist, out_dir: Path,
                           thresholds: QAThresholds = QAThresholds(), overwrite: bool = False) -> Path:
     """report.html (self-contained) and charts/*.png in out_dir; returns the HTML file's path."""
-    from service.report.build import write_report
-
     return write_report(worklist_report_input(session, files, wl, thresholds), out_dir, overwrite=overwrite)
 
 
 def worklist_report_html(session: Session, files: FileStore, wl: Worklist,
                          thresholds: QAThresholds = QAThresholds()) -> str:
-    from service.report.charts import render_charts
-    from service.report.html import render_html
-
     data = worklist_report_input(session, files, wl, thresholds)
     return render_html(data, render_charts(data))

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from service.drafting.label_maps import Parts, check_map, check_same_shape
-from service.qa.measures import colorize
+from service.review.measures import colorize
 
 SEVERITIES = ("error", "warning", "info")  # error: must fix; warning: look at it; info: for the record
 

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.images import read_label_map
-from service.annotation.maps import taxonomy_for
-from service.qa.effort import aggregate, correction_effort
-from service.qa.measures import summarise
+from service.review.effort import aggregate, correction_effort
+from service.review.measures import summarise
+from service.review.stored_maps import taxonomy_for
 from service.store.files import FileStore
 from service.store.tables import Correction, WorkItem, Worklist
 from service.thresholds import QAThresholds

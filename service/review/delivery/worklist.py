@@ -1,5 +1,5 @@
 """A worklist's delivery package: each photo's approved mask with its metadata, QA state and effort,
-written by service.delivery (folder + zip, all or nothing), with the batch report inside it.
+written by service.review.delivery.writer (folder + zip, all or nothing), with the batch report inside it.
 An unapproved photo is refused unless asked for, then it goes in flagged with its best mask so far.
 """
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from service.annotation.effort import effort_records
-from service.annotation.maps import correction_map, item_draft, taxonomy_for
-from service.delivery import DeliveryError, DeliveryItem, PackageResult, write_package
+from service.review.delivery import DeliveryError, DeliveryItem, PackageResult, write_package
+from service.review.effort_records import effort_records
+from service.review.report.worklist import write_worklist_report
+from service.review.stored_maps import correction_map, item_draft, taxonomy_for
 from service.store.files import FileStore
 from service.store.tables import Worklist
 from service.store.worklists import item_correction
@@ -62,8 +63,6 @@ def deliver_worklist(session: Session, files: FileStore, wl: Worklist, out_dir: 
         raise DeliveryError(f"worklist {wl.name!r} has no {'approved ' if approved_only else ''}photos")
 
     def add_report(staging: Path) -> None:
-        from service.annotation.report import write_worklist_report
-
         write_worklist_report(session, files, wl, staging / "report", thresholds)
 
     batch = {"worklist_id": wl.id, "name": wl.name, "model_version": wl.model_version,

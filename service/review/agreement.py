@@ -11,7 +11,7 @@ import numpy as np
 
 from models.taxonomy import Taxonomy, load_taxonomy
 from service.drafting.label_maps import check_map, check_same_shape
-from service.qa.measures import class_name, colorize, compare_maps, summarise
+from service.review.measures import class_name, colorize, compare_maps, summarise
 from service.thresholds import QAThresholds
 
 HIGHLIGHT = (255, 0, 255)  # magenta: no class colour in fashion-13 is close to it

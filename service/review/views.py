@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from service.qa.worklist import Assignment, share_totals
+from service.review.split import Assignment, share_totals
 from service.store.tables import WorkItem, Worklist
 from service.store.worklists import item_correction
 

@@ -14,8 +14,8 @@ import numpy as np
 from models.taxonomy import Taxonomy, load_taxonomy
 from service.drafting.label_maps import Parts, check_map, check_same_shape, parts
 from service.drafting.left_right import CENTRE, local_midline, paired_parts, side_of
-from service.qa.flags import Flag, flag_overlay_png, mask_flag, part_flag
-from service.qa.summary import CHECK_NAMES, batch_checklist, checklist
+from service.review.checklist import CHECK_NAMES, batch_checklist, checklist
+from service.review.flags import Flag, flag_overlay_png, mask_flag, part_flag
 from service.thresholds import QAThresholds
 
 __all__ = ["CHECKS", "Check", "Flag", "batch_checklist", "checklist", "disagreement", "empty_margins",
