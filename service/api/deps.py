@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from service.api.auth import require_read, require_write
 from service.drafting.engine import Engine
 from service.drafting.errors import Saturated
-from service.metrics import Metrics
+from service.api.metrics import Metrics
 from service.settings import Settings
 from service.store import FileStore, Store
 

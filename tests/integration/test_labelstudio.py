@@ -104,7 +104,7 @@ def label_studio(ls_venv, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     tmp = tmp_path_factory.mktemp("service")

@@ -75,7 +75,7 @@ def settings(tmp_path_factory, batch_root):
 def client(settings, predictor):
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     with TestClient(create_app(settings, predictor=predictor), raise_server_exceptions=False) as c:
         yield c

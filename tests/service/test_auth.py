@@ -11,7 +11,7 @@ import pytest
 from conftest import make_settings, post_image
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 
 TOKEN, OTHER = "t0ken-for-tests-0123456789", "second-token-abcdefghijkl"
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import DEFAULT_MODEL, SlowBackend, make_settings, post_image
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.drafting.predictor import Predictor
 
 DELAY_S = 1.5

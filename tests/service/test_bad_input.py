@@ -177,7 +177,7 @@ def test_body_limit_is_enforced_while_streaming(tmp_path, predictor):
     """A chunked upload with no Content-Length is cut off at the limit, long before it ends."""
     import uvicorn
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     settings = make_settings(tmp_path, max_upload_bytes=256 * 1024, warmup=False)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, predictor=predictor), host="127.0.0.1", port=0,

@@ -200,7 +200,7 @@ def test_torch_on_cuda_groups_concurrent_http_requests(tmp_path, photos):
     from conftest import post_image
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():

@@ -13,7 +13,7 @@ import pytest
 from conftest import make_settings, png_array, post_image, wait_for
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.formats import coco_rle
 
 FINAL = ("done", "cancelled", "failed")

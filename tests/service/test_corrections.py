@@ -15,7 +15,7 @@ import pytest
 from conftest import CCP, make_settings, png_array
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.formats import coco_rle
 from tests.store.helpers import snapshot
 from models.images import encode_png, read_label_map

@@ -10,7 +10,7 @@ from conftest import make_settings
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.app import create_app
+from service.api.app import create_app
 
 TOOL = "https://tool.example.com"
 PREFLIGHT = {"Origin": TOOL, "Access-Control-Request-Method": "POST",

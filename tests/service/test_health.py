@@ -16,7 +16,7 @@ from conftest import REPO, make_settings, post_image
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.app import create_app
+from service.api.app import create_app
 from service.drafting.backends import nvidia_driver_present
 
 
@@ -78,7 +78,7 @@ import sys
 from fastapi.testclient import TestClient
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from conftest import make_settings
-from service.app import create_app
+from service.api.app import create_app
 with TestClient(create_app(make_settings(__import__("pathlib").Path({str(tmp_path)!r}), backend="auto"))) as c:
     r = c.post("/v1/predict", files={{"image": ("p.jpg", open({str(tmp_path / "p.jpg")!r}, "rb").read())}})
     print(r.status_code, c.get("/v1/models/current").json()["backend"], "torch" in sys.modules)

@@ -13,7 +13,7 @@ from conftest import make_settings, post_image, wait_for
 from fastapi.testclient import TestClient
 
 from models.images import decode_image, encode_png
-from service.app import create_app
+from service.api.app import create_app
 from service.store.models_registry import current_version, register_model, set_current
 
 TOKEN = "jobs-token-0123456789"

@@ -97,7 +97,7 @@ def fake_ls(photos):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, predictor):
-    from service.app import create_app
+    from service.api.app import create_app
 
     settings = make_settings(tmp_path_factory.mktemp("ls"), allowed_url_hosts=["127.0.0.1"], url_timeout_s=5,
                              labelstudio_label_map={"pants": "Trousers"})
@@ -279,7 +279,7 @@ def test_start_training_is_queued(service):
 def test_basic_auth_and_a_personal_access_token(tmp_path, predictor, fake_ls, photos):
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     # No allowed_url_hosts: the LS host named by labelstudio_url is trusted for its own images.
     settings = make_settings(tmp_path, labelstudio_basic_user="ls", labelstudio_basic_pass="s3cret",

@@ -14,7 +14,7 @@ from conftest import DEFAULT_MODEL, SlowBackend, make_settings, post_image
 from fastapi.testclient import TestClient
 
 from models.card import read_card
-from service.app import create_app
+from service.api.app import create_app
 from service.drafting.predictor import Predictor
 from service.store.models_registry import ModelStoreError, activations, register_model
 

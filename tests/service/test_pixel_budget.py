@@ -14,7 +14,7 @@ from conftest import make_settings, post_image
 from fastapi.testclient import TestClient
 
 from models.images import decode_image
-from service.app import create_app
+from service.api.app import create_app
 from service.drafting.pixel_budget import PixelBudget
 
 

@@ -12,7 +12,7 @@ from conftest import make_settings, post_image
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from service.app import create_app
+from service.api.app import create_app
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -37,7 +37,7 @@ def test_every_answer_carries_a_request_id(client, photo_bytes):
 
 
 def test_an_unexpected_error_is_logged_and_answered_with_its_request_id(tmp_path, predictor, caplog, capsys):
-    from service.logs import configure_logging
+    from service.api.logs import configure_logging
 
     app = create_app(make_settings(tmp_path), predictor=predictor)
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import CCP, make_settings, png_array
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from tests.store.helpers import snapshot
 from models.images import encode_png, read_label_map
 from models.taxonomy import load_taxonomy

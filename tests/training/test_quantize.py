@@ -79,7 +79,7 @@ def test_int8_predictor_draws_the_fp32_masks(int8_model, ccp):
 def test_the_service_serves_the_int8_copy(int8_model, ccp, tmp_path):
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
     settings = Settings(_env_file=None, model_dir=int8_model, data_dir=tmp_path / "data",

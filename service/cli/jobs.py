@@ -6,10 +6,23 @@ process, until stopped (SIGTERM or Ctrl-C gives a running job back to the queue)
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
+import threading
 import time
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.cli.console import console, fail, open_store, settings_from
+from service.jobs.context import WorkerStopping
+from service.jobs.kinds import validate_params
+from service.jobs.worker import Worker, stop_on_signals
+from service.store import queue
+from service.store.db import store_from_settings
 
 jobs_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background jobs: retrain, evaluate, predict.")
 
@@ -21,18 +34,9 @@ def worker(
     log_level: Annotated[str, typer.Option(help="logging level")] = "info",
 ) -> None:
     """Claim and run jobs from the queue until stopped (`tailor serve` starts one of these itself)."""
-    import logging
-    import os
-    import threading
-
-    from service.cli import _settings, fail
-    from service.jobs.context import WorkerStopping
-    from service.jobs.worker import Worker, stop_on_signals
-    from service.store.db import store_from_settings
-
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-start migration chatter is not news
-    settings = _settings()
+    settings = settings_from()
     if settings.worker_nice:
         os.nice(settings.worker_nice)  # training must not starve the server's requests of CPU
 
@@ -58,10 +62,6 @@ def worker(
 def _watch_parent(parent: int, every_s: float = 1.0) -> None:
     """A server killed outright cannot stop its worker: the worker notices it was orphaned and stops itself
     (the normal way, through SIGTERM, so a running job goes back to the queue)."""
-    import os
-    import signal
-    import threading
-
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(every_s)
@@ -71,12 +71,8 @@ def _watch_parent(parent: int, every_s: float = 1.0) -> None:
 
 
 def _queue(kind: str, params: dict, reason: str | None) -> None:
-    from service.cli import console, fail
-    from service.cli_store import _store
-    from service.jobs.kinds import validate_params
-    from service.store import queue
 
-    settings, store = _store()
+    settings, store = open_store()
     try:
         params = validate_params(kind, params, settings)
         with store.session() as s:
@@ -132,14 +128,7 @@ def jobs_list(status: Annotated[Optional[str], typer.Option(help="queued, runnin
               kind: Annotated[Optional[str], typer.Option(help="retrain, evaluate or batch_predict")] = None,
               limit: int = 20) -> None:
     """The newest jobs first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from service.cli import fail
-    from service.cli_store import _store
-    from service.store import queue
-
-    _, store = _store()
+    _, store = open_store()
     try:
         with store.session() as s:
             rows, total = queue.list_jobs(s, status=status, kind=kind, limit=limit)
@@ -160,11 +149,7 @@ def jobs_list(status: Annotated[Optional[str], typer.Option(help="queued, runnin
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
     """One job as JSON: params, progress, result, error."""
-    from service.cli import fail
-    from service.cli_store import _store
-    from service.store import queue
-
-    _, store = _store()
+    _, store = open_store()
     try:
         with store.session() as s:
             typer.echo(json.dumps(queue.job_dict(queue.get_job(s, job_id)), indent=2))
@@ -177,11 +162,7 @@ def jobs_show(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
     """Cancel a queued job, or ask a running one to stop."""
-    from service.cli import console, fail
-    from service.cli_store import _store
-    from service.store import queue
-
-    _, store = _store()
+    _, store = open_store()
     try:
         with store.session() as s:
             job = queue.cancel(s, job_id)
@@ -196,11 +177,7 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
 def jobs_recover(stale_after: Annotated[Optional[float], typer.Option(help="seconds without a heartbeat "
                                                                           "(default: worker_stale_s)")] = None) -> None:
     """Requeue (or fail) running jobs whose worker stopped heartbeating; workers also do this themselves."""
-    from service.cli import console
-    from service.cli_store import _store
-    from service.store import queue
-
-    settings, store = _store()
+    settings, store = open_store()
     try:
         with store.session() as s:
             changed = queue.recover(s, stale_after_s=settings.worker_stale_s if stale_after is None else stale_after)

@@ -5,40 +5,25 @@ off), qa, effort, agreement; deliver and report write the package and the HTML s
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from models.card import ModelDirError
+from service.cli.console import (PROGRESS, JsonOpt, NameArg, comma_list, console, fail, open_store, print_json,
+                                 worklist_or_fail)
+from service.drafting.engine import Engine
+from service.drafting.predictor import load_predictor
+from service.review.views import totals, worklist_dict
+from service.review.worklists import assign, check_photos, draft_into, photos_in, worklist_csv
+from service.store.worklists import (WorklistError, WorklistNotFound, create_worklist, delete_worklist, get_item,
+                                     list_worklists, update_item)
 
 worklist_app = typer.Typer(add_completion=False, no_args_is_help=True,
                            help="Annotation batches: drafts, split, QA, effort, agreement, delivery, report.")
-NameArg = Annotated[str, typer.Argument(help="worklist name or id")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
-
-
-def _open():
-    from service.cli_store import _store
-
-    return _store()
-
-
-def _worklist(session, ref: str):
-    from service.cli import fail
-    from service.store.worklists import WorklistNotFound, get_worklist
-
-    try:
-        return get_worklist(session, ref)
-    except WorklistNotFound as exc:
-        fail(str(exc))
-
-
-def _print_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def _split(text: Optional[str]) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 @worklist_app.command("create")
@@ -48,17 +33,7 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
            model: Annotated[Optional[Path], typer.Option(help="model directory (default: the bundled model)")] = None,
            created_by: Annotated[Optional[str], typer.Option(help="who made the batch")] = None) -> None:
     """Draft every photo with the model, store the batch and (with --annotators) split it by effort."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from models.card import ModelDirError
-    from service.cli import console, fail
-    from service.drafting.engine import Engine
-    from service.drafting.predictor import load_predictor
-    from service.review.worklists import assign
-    from service.review.worklists import check_photos, draft_into, photos_in
-    from service.store.worklists import WorklistError, create_worklist, delete_worklist
-
-    settings, store = _open()
+    settings, store = open_store()
     settings = settings.model_copy(update={"model_dir": model}) if model else settings
     try:
         batch = photos_in(photos)
@@ -72,26 +47,20 @@ def create(name: Annotated[str, typer.Argument(help="a new, unique name for the 
 
 
 def _create(store, engine, settings, name: str, batch, annotators: Optional[str], created_by: Optional[str]) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from service.cli import console, fail
-    from service.review.worklists import assign
-    from service.review.worklists import check_photos, draft_into
-    from service.store.worklists import WorklistError, create_worklist, delete_worklist
-
+    """Check every photo, then create, draft and split the worklist; a failure leaves no worklist behind."""
     try:
         check_photos(engine, batch)
     except WorklistError as exc:
         fail(str(exc))
     predictor = engine.predictor
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with store.session() as s:
         try:
-            wl = create_worklist(s, name, predictor.version, predictor.taxonomy, _split(annotators), created_by)
+            wl = create_worklist(s, name, predictor.version, predictor.taxonomy, comma_list(annotators),
+                                 created_by)
         except WorklistError as exc:
             fail(str(exc))
         try:
-            with Progress(*columns, console=console) as progress:
+            with Progress(*PROGRESS, console=console) as progress:
                 task = progress.add_task("drafting", total=len(batch))
                 draft_into(s, store.files, wl, batch, engine, settings.qa_thresholds,
                            progress=lambda _p: progress.advance(task))
@@ -109,9 +78,6 @@ def _create(store, engine, settings, name: str, batch, annotators: Optional[str]
 
 
 def _print_shares(wl) -> None:
-    from service.cli import console
-    from service.review.views import totals
-
     for who, t in totals(wl).items():
         console.print(f"  {who or '(unassigned)'}: {t['images']} photos, ~{t['predicted_s'] / 60:.1f} min predicted")
 
@@ -121,19 +87,15 @@ def assign_cmd(name: NameArg,
                annotators: Annotated[Optional[str], typer.Option(help="comma list (default: the batch's own)")] = None,
                capacity: Annotated[Optional[str], typer.Option(help="relative speeds, e.g. 'ann=2,bob=1'")] = None) -> None:
     """(Re)split the batch so each annotator's predicted effort is about equal; hardest first."""
-    from service.cli import console, fail
-    from service.review.worklists import assign
-    from service.store.worklists import WorklistError
-
-    settings, store = _open()
+    settings, store = open_store()
     try:
-        speeds = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in _split(capacity))}
+        speeds = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in comma_list(capacity))}
     except ValueError:
         fail(f"--capacity: write name=number pairs separated by commas, got {capacity!r}")
     with store.session() as s:
-        wl = _worklist(s, name)
+        wl = worklist_or_fail(s, name)
         try:
-            assign(s, wl, _split(annotators) or None, speeds or None, settings.qa_thresholds)
+            assign(s, wl, comma_list(annotators) or None, speeds or None, settings.qa_thresholds)
         except WorklistError as exc:
             fail(str(exc))
         console.print(f"worklist {wl.name!r} split between {', '.join(wl.annotators)}")
@@ -143,17 +105,11 @@ def assign_cmd(name: NameArg,
 @worklist_app.command("list")
 def list_cmd(as_json: JsonOpt = False) -> None:
     """Every worklist with its size and QA status counts."""
-    from rich.table import Table
-
-    from service.cli import console
-    from service.review.views import worklist_dict
-    from service.store.worklists import list_worklists
-
-    _, store = _open()
+    _, store = open_store()
     with store.session() as s:
         rows = [worklist_dict(s, wl) for wl in list_worklists(s)]
     if as_json:
-        return _print_json(rows)
+        return print_json(rows)
     table = Table("id", "name", "photos", "model", "annotators", "QA status")
     for r in rows:
         table.add_row(str(r["id"]), r["name"], str(r["images"]), r["model_version"], ", ".join(r["annotators"]),
@@ -164,16 +120,11 @@ def list_cmd(as_json: JsonOpt = False) -> None:
 @worklist_app.command("show")
 def show(name: NameArg, as_json: JsonOpt = False) -> None:
     """The batch photo by photo: who has it, how hard, why, QA status and its correction."""
-    from rich.table import Table
-
-    from service.cli import console
-    from service.review.views import worklist_dict
-
-    _, store = _open()
+    _, store = open_store()
     with store.session() as s:
-        data = worklist_dict(s, _worklist(s, name), items=True)
+        data = worklist_dict(s, worklist_or_fail(s, name), items=True)
     if as_json:
-        return _print_json(data)
+        return print_json(data)
     table = Table("photo", "annotator", "#", "difficulty", "effort s", "classes", "why", "QA", "correction",
                   title=f"{data['name']} ({data['images']} photos, {data['model_version']})")
     for i in sorted(data["items"], key=lambda i: (i["annotator"] or "", i["position"] or 0)):
@@ -188,11 +139,9 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
 def csv_cmd(name: NameArg,
             out: Annotated[Optional[Path], typer.Option("--out", "-o", help="file to write (default: stdout)")] = None) -> None:
     """The spreadsheet: image id, annotator, classes present, difficulty, notes, QA status."""
-    from service.review.worklists import worklist_csv
-
-    _, store = _open()
+    _, store = open_store()
     with store.session() as s:
-        text = worklist_csv(s, _worklist(s, name))
+        text = worklist_csv(s, worklist_or_fail(s, name))
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -208,17 +157,12 @@ def set_cmd(name: NameArg, image_id: Annotated[str, typer.Argument(help="the pho
             resolve: Annotated[Optional[list[str]], typer.Option(help="flag key ticked off (repeatable)")] = None,
             annotator: Annotated[Optional[str], typer.Option(help="reassign ('' to unassign)")] = None) -> None:
     """Update one photo's QA status, notes, resolved flags or annotator."""
-    from service.cli import console, fail
-    from service.store.worklists import WorklistError, WorklistNotFound, update_item
-
-    _, store = _open()
+    _, store = open_store()
     with store.session() as s:
-        wl = _worklist(s, name)
+        wl = worklist_or_fail(s, name)
         try:
             resolved = None
             if resolve:
-                from service.store.worklists import get_item
-
                 resolved = list(get_item(s, wl, image_id).resolved_flags or []) + list(resolve)
             item = update_item(s, wl, image_id, qa_status=qa_status, notes=notes, resolved_flags=resolved,
                                annotator=annotator)
@@ -226,8 +170,3 @@ def set_cmd(name: NameArg, image_id: Annotated[str, typer.Argument(help="the pho
             fail(str(exc))
         console.print(f"{wl.name}/{item.image_id}: QA {item.qa_status}, {len(item.resolved_flags)} flag(s) "
                       f"resolved{', notes: ' + item.notes if item.notes else ''}", highlight=False)
-
-
-from service.cli_worklist_review import register  # noqa: E402
-
-register(worklist_app)

@@ -27,7 +27,7 @@ from service.drafting.engine import Engine
 from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
 from service.jobs.batch_predict import run_batch_predict
 from service.jobs.worker import Worker, new_worker_id
-from service.metrics import Metrics, MetricsMiddleware
+from service.api.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
 
 log = logging.getLogger("tailor.service")

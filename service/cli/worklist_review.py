@@ -9,23 +9,26 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
 
-from service.cli_worklists import JsonOpt, NameArg, _open, _print_json, _worklist
+from service.cli.console import JsonOpt, NameArg, console, fail, open_store, print_json, worklist_or_fail
+from service.review.annotator_agreement import worklist_agreement
+from service.review.checklist import batch_checklist
+from service.review.delivery import DeliveryError
+from service.review.delivery.worklist import deliver_worklist
+from service.review.effort_records import effort_records, effort_summary
+from service.review.item_qa import item_qa
+from service.review.report.worklist import write_worklist_report
+from service.store.worklists import WorklistNotFound, get_item
 
 
 def qa(name: NameArg, image_id: Annotated[Optional[str], typer.Argument(help="one photo (default: all)")] = None,
        as_json: JsonOpt = False) -> None:
     """QA checks of the current corrections: flags (where, why) and the checklist per photo and batch."""
-    from rich.table import Table
-
-    from service.cli import console, fail
-    from service.review.checklist import batch_checklist
-    from service.review.item_qa import item_qa
-    from service.store.worklists import WorklistNotFound, get_item
-
-    settings, store = _open()
+    settings, store = open_store()
     with store.session() as s:
-        wl = _worklist(s, name)
+        wl = worklist_or_fail(s, name)
         try:
             items = [get_item(s, wl, image_id)] if image_id else list(wl.items)
         except WorklistNotFound as exc:
@@ -35,7 +38,7 @@ def qa(name: NameArg, image_id: Annotated[Optional[str], typer.Argument(help="on
         data = {"images": [r.to_dict() for r in results],
                 "checklist": batch_checklist({r.item.image_id: r.checklist for r in done})}
     if as_json:
-        return _print_json(data)
+        return print_json(data)
     table = Table("photo", "correction", "check", "classes", "where (x0,y0,x1,y1)", "px", "severity", "state",
                   title=f"QA of {wl.name}")
     for r in data["images"]:
@@ -58,17 +61,12 @@ def qa(name: NameArg, image_id: Annotated[Optional[str], typer.Argument(help="on
 def effort(name: Annotated[Optional[str], typer.Argument(help="worklist (default: the whole store)")] = None,
            as_json: JsonOpt = False) -> None:
     """Correction effort: changed pixels, draft-vs-final IoU and boundary F, per model version and class."""
-    from rich.table import Table
-
-    from service.cli import console
-    from service.review.effort_records import effort_records, effort_summary
-
-    settings, store = _open()
+    settings, store = open_store()
     with store.session() as s:
-        wl = _worklist(s, name) if name else None
+        wl = worklist_or_fail(s, name) if name else None
         data = effort_summary(effort_records(s, store.files, worklist=wl, thresholds=settings.qa_thresholds))
     if as_json:
-        return _print_json(data)
+        return print_json(data)
     table = Table("model version", "corrections", "changed px", "mean IoU", "boundary F", title="effort by model")
     for version, row in data["by_model_version"].items():
         table.add_row(version, str(row["images"]), _pct(row["changed_fraction"]), _num(row["mean_iou"]),
@@ -82,16 +80,11 @@ def effort(name: Annotated[Optional[str], typer.Argument(help="worklist (default
 
 def agreement(name: NameArg, as_json: JsonOpt = False) -> None:
     """Agreement where two annotators corrected the same photo: per pair and per class."""
-    from rich.table import Table
-
-    from service.cli import console
-    from service.review.annotator_agreement import worklist_agreement
-
-    settings, store = _open()
+    settings, store = open_store()
     with store.session() as s:
-        data = worklist_agreement(s, store.files, _worklist(s, name), settings.qa_thresholds)
+        data = worklist_agreement(s, store.files, worklist_or_fail(s, name), settings.qa_thresholds)
     if as_json:
-        return _print_json(data)
+        return print_json(data)
     if not data["pairs"]:
         console.print("no photo of this worklist has corrections by two annotators yet")
         return
@@ -114,15 +107,9 @@ def deliver(name: NameArg, out: Annotated[Path, typer.Argument(help="package fol
             overwrite: Annotated[bool, typer.Option(help="replace an existing package")] = False,
             report: Annotated[bool, typer.Option("--report/--no-report", help="include the batch report")] = True) -> None:
     """Write the delivery package: originals, label and colour PNGs, COCO JSON, metadata JSON/CSV, report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from service.cli import console, fail
-    from service.review.delivery import DeliveryError
-    from service.review.delivery.worklist import deliver_worklist
-
-    settings, store = _open()
+    settings, store = open_store()
     with store.session() as s:
-        wl = _worklist(s, name)
+        wl = worklist_or_fail(s, name)
         try:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
                           transient=True) as progress:
@@ -143,12 +130,9 @@ def deliver(name: NameArg, out: Annotated[Path, typer.Argument(help="package fol
 def report(name: NameArg, out: Annotated[Path, typer.Argument(help="folder for report.html and charts/")],
            overwrite: Annotated[bool, typer.Option(help="replace an existing report folder")] = False) -> None:
     """The batch summary report: one self-contained HTML file (readable offline) plus PNG charts."""
-    from service.cli import console, fail
-    from service.review.report.worklist import write_worklist_report
-
-    settings, store = _open()
+    settings, store = open_store()
     with store.session() as s:
-        wl = _worklist(s, name)
+        wl = worklist_or_fail(s, name)
         try:
             path = write_worklist_report(s, store.files, wl, out, settings.qa_thresholds, overwrite=overwrite)
         except (FileExistsError, NotADirectoryError, OSError) as exc:
