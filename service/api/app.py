@@ -16,18 +16,17 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import errors
 from service.api.limits import BodySizeLimit
+from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
-from service.api.routes import batches, corrections, health, jobs as jobs_route, models, predict
-from service.api.routes import labelstudio as labelstudio_route
-from service.api.routes import metrics as metrics_route
-from service.api.routes import qa as qa_route, worklist_review, worklists
+from service.api.routes import (batches, corrections, effort, health, jobs, labelstudio, metrics, models, predict,
+                                qa, worklist_review, worklists)
 from service.api.routes.predict import MASK_HEADERS
-from service.api.schemas import FolderJobRequest, PredictRequest
+from service.api.schemas.batches import FolderJobRequest
+from service.api.schemas.predict import PredictRequest
 from service.drafting.engine import Engine
 from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
 from service.jobs.batch_predict import run_batch_predict
 from service.jobs.worker import Worker, new_worker_id
-from service.api.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
 
 log = logging.getLogger("tailor.service")
@@ -108,13 +107,10 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.ready = False
     app.state.engine = None
     app.state.store = None
-    for module in (predict, batches, corrections, models, jobs_route, health, worklists, worklist_review,
-                   qa_route):
+    for module in (predict, batches, corrections, models, jobs, health, worklists, worklist_review, effort, qa,
+                   metrics, labelstudio):
         app.include_router(module.router)
-    app.include_router(worklist_review.effort_router)
-    app.include_router(qa_route.corrections_router)
-    app.include_router(metrics_route.router)
-    app.include_router(labelstudio_route.router)
+    app.include_router(qa.corrections_router)
 
     def body_limit(path: str) -> int | None:
         if path.startswith(("/v1/batches", "/v1/worklists")):  # worklists take photo batches too

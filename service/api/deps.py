@@ -13,9 +13,10 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from service.api.auth import require_read, require_write
+from service.api.metrics import Metrics
 from service.drafting.engine import Engine
 from service.drafting.errors import Saturated
-from service.api.metrics import Metrics
+from service.integrations.labelstudio_client import Connections
 from service.settings import Settings
 from service.store import FileStore, Store
 
@@ -35,9 +36,18 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+async def get_connections(request: Request) -> Connections:
+    state = request.app.state
+    conns = getattr(state, "labelstudio", None)
+    if conns is None:  # created in the loop, on first use (no await between the check and the set)
+        conns = state.labelstudio = Connections(state.settings)
+    return conns
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+ConnectionsDep = Annotated[Connections, Depends(get_connections)]  # Label Studio instances, per project
 
 
 async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> AsyncIterator[None]:

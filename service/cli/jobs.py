@@ -5,7 +5,6 @@ process, until stopped (SIGTERM or Ctrl-C gives a running job back to the queue)
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.api.schemas.jobs import JobInfo
 from service.cli.console import console, fail, open_store, settings_from
 from service.jobs.context import WorkerStopping
 from service.jobs.kinds import validate_params
@@ -152,7 +152,7 @@ def jobs_show(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
     _, store = open_store()
     try:
         with store.session() as s:
-            typer.echo(json.dumps(queue.job_dict(queue.get_job(s, job_id)), indent=2))
+            typer.echo(JobInfo.of(queue.get_job(s, job_id)).model_dump_json(indent=2))
     except queue.JobNotFound as exc:
         fail(str(exc))
     finally:

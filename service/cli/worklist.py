@@ -13,12 +13,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from models.card import ModelDirError
+from service.api.schemas.worklists import WorklistInfo
 from service.cli.console import (PROGRESS, JsonOpt, NameArg, comma_list, console, fail, open_store, print_json,
                                  worklist_or_fail)
 from service.drafting.engine import Engine
 from service.drafting.predictor import load_predictor
-from service.review.views import totals, worklist_dict
-from service.review.worklists import assign, check_photos, draft_into, photos_in, worklist_csv
+from service.review.worklists import assign, check_photos, draft_into, photos_in, shares, worklist_csv
 from service.store.worklists import (WorklistError, WorklistNotFound, create_worklist, delete_worklist, get_item,
                                      list_worklists, update_item)
 
@@ -78,7 +78,7 @@ def _create(store, engine, settings, name: str, batch, annotators: Optional[str]
 
 
 def _print_shares(wl) -> None:
-    for who, t in totals(wl).items():
+    for who, t in shares(wl).items():
         console.print(f"  {who or '(unassigned)'}: {t['images']} photos, ~{t['predicted_s'] / 60:.1f} min predicted")
 
 
@@ -107,7 +107,7 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     """Every worklist with its size and QA status counts."""
     _, store = open_store()
     with store.session() as s:
-        rows = [worklist_dict(s, wl) for wl in list_worklists(s)]
+        rows = [WorklistInfo.of(s, wl).model_dump(mode="json", exclude_unset=True) for wl in list_worklists(s)]
     if as_json:
         return print_json(rows)
     table = Table("id", "name", "photos", "model", "annotators", "QA status")
@@ -122,7 +122,7 @@ def show(name: NameArg, as_json: JsonOpt = False) -> None:
     """The batch photo by photo: who has it, how hard, why, QA status and its correction."""
     _, store = open_store()
     with store.session() as s:
-        data = worklist_dict(s, worklist_or_fail(s, name), items=True)
+        data = WorklistInfo.of(s, worklist_or_fail(s, name), items=True).model_dump(mode="json")
     if as_json:
         return print_json(data)
     table = Table("photo", "annotator", "#", "difficulty", "effort s", "classes", "why", "QA", "correction",

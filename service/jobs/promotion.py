@@ -19,8 +19,8 @@ from service.store import Store
 from service.store.corrections import CorrectionError
 from service.store.export import export_approved
 from service.store.models_registry import current_version, get_model, set_current, set_status
-from service.store.queue import promotion_dict, record_promotion
-from service.store.tables import Promotion
+from service.store.queue import record_promotion
+from service.store.tables import Promotion, columns
 from training.dataset import scan_dataset
 
 log = logging.getLogger("tailor.promotion")
@@ -131,6 +131,6 @@ def judge(store: Store, settings, candidate: str, eval_dir: Path, *, job_id: int
                         reason=f"promotion gate: {verdict.reason}")
         else:
             set_status(s, candidate, "rejected", notes=f"promotion refused: {verdict.reason}")
-        out = promotion_dict(row)
+        out = columns(row)
     log.info("candidate %s %s: %s", candidate, decision, verdict.reason)
     return out

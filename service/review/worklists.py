@@ -21,8 +21,8 @@ from service.drafting.engine import Engine
 from service.drafting.errors import PhotoRejected
 from service.drafting.photo_files import IMAGE_SUFFIXES
 from service.review.delivery.items import DeliveryError, check_image_id, sanitize_image_id
-from service.review.split import (CSV_COLUMNS, DraftInfo, difficulty_reason, draft_info, predicted_effort_s,
-                                  split_batch)
+from service.review.split import (CSV_COLUMNS, Assignment, DraftInfo, difficulty_reason, draft_info,
+                                  predicted_effort_s, share_totals, split_batch)
 from service.store.files import FileStore
 from service.store.tables import WorkItem, Worklist, utcnow
 from service.store.worklists import WorklistError, clean_names, insert_item, item_correction
@@ -176,3 +176,11 @@ def worklist_csv(session: Session, wl: Worklist) -> str:
                     i.qa_status, f"{i.predicted_effort_s:.1f}", i.position or "",
                     corr.status if corr else "none"])
     return buf.getvalue()
+
+
+def shares(wl: Worklist) -> dict[str | None, dict[str, float]]:
+    """Images and predicted seconds per annotator (unassigned items under None), to show the balance."""
+    rows = [Assignment(i.image_id, i.annotator or "", i.position or 0, i.predicted_effort_s, i.difficulty,
+                       tuple(i.draft_classes), i.reason) for i in wl.items]
+    return {(k or None): {"images": v["images"], "predicted_s": round(v["predicted_s"], 1)}
+            for k, v in share_totals(rows).items()}

@@ -30,10 +30,6 @@ class ExportResult:
     skipped_other_taxonomy: int = 0     # approved, but drawn in another taxonomy (or version of it)
     superseded: int = 0                 # an image with several approved corrections keeps the latest
 
-    def to_dict(self) -> dict:
-        return {"path": str(self.path), "images": self.images, "corrections": self.corrections,
-                "skipped_other_taxonomy": self.skipped_other_taxonomy, "superseded": self.superseded}
-
 
 def export_approved(session: Session, files: FileStore, dest_dir: Path | str, taxonomy: Taxonomy,
                     overwrite: bool = False, include: Callable[[str], bool] | None = None) -> ExportResult:

@@ -14,6 +14,7 @@ from service.jobs.promotion import decide, eval_bucket, export_eval_set, in_eval
 from service.jobs.worker import Worker
 from service.store import queue
 from service.store.models_registry import current_version, get_model, register_model
+from service.store.tables import columns
 from tests.jobs.conftest import approve_predictions, job_settings, seed_model
 from models.taxonomy import load_taxonomy
 
@@ -88,7 +89,7 @@ def test_gate_refuses_a_worse_candidate_and_promotes_an_equal_one(world, tiny_ru
     assert promoted["candidate_metrics"]["miou"] == pytest.approx(promoted["baseline_metrics"]["miou"])
     with store.session() as s:
         assert current_version(s) == same["version"]
-        recorded = [queue.promotion_dict(p) for p in queue.list_promotions(s)]
+        recorded = [columns(p) for p in queue.list_promotions(s)]
     assert [p["decision"] for p in recorded] == ["promoted", "refused"]
     assert recorded[0]["eval_fingerprint"] == recorded[1]["eval_fingerprint"]  # the same fixed set
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_encodings_decode_to, make_settings, png_array, post_image
 
 from models.images import decode_image
-from service.api.schemas import PredictResponse
+from service.api.schemas.predict import PredictResponse
 from service.formats import png
 
 ALL_FORMATS = "png,coco_rle,polygons,ls_brush,cvat"

@@ -17,10 +17,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from service.api import API_PREFIX
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.inputs import read_form
-from service.api.routes import API_PREFIX
-from service.api.schemas import BatchImage, FolderJobRequest, JobResults, JobState
+from service.api.schemas.batches import BatchImage, CocoDocument, FolderJobRequest, JobResults, JobState
 from service.drafting.answer import LEFT_RIGHT_DOC, coco_document
 from service.drafting.batch import PhotoDraft, classes_of
 from service.drafting.photo_files import list_folder
@@ -116,18 +116,20 @@ def get_results(job_id: JobId, store: StoreDep, settings: SettingsDep, engine: E
     return JobResults(job=JobState.of(job), images=images, coco=_coco(drafts, engine, job) if coco else None)
 
 
-@router.get("/{job_id}/coco.json")
-def get_coco(job_id: JobId, store: StoreDep, settings: SettingsDep, engine: EngineDep, _auth: ReadAccess) -> dict:
+@router.get("/{job_id}/coco.json", response_model=CocoDocument)
+def get_coco(job_id: JobId, store: StoreDep, settings: SettingsDep, engine: EngineDep,
+             _auth: ReadAccess) -> CocoDocument:
     """All finished images of the batch as one COCO instance-segmentation document (RLE masks)."""
     job = _batch(store, job_id)
     return _coco(load_results(settings, job.id), engine, job)
 
 
-def _coco(drafts: list[PhotoDraft], engine, job: Job) -> dict:
+def _coco(drafts: list[PhotoDraft], engine, job: Job) -> CocoDocument:
     p = engine.predictor
     # Categories must name the ids the batch's masks hold: the split class list for a left/right batch.
-    return coco_document([d.coco["image"] for d in drafts], [a for d in drafts for a in d.coco["annotations"]],
-                         classes_of(p.taxonomy, bool(job.params.get("left_right"))), p.version)
+    return CocoDocument(**coco_document([d.coco["image"] for d in drafts],
+                                        [a for d in drafts for a in d.coco["annotations"]],
+                                        classes_of(p.taxonomy, bool(job.params.get("left_right"))), p.version))
 
 
 @router.get("/{job_id}/masks/{index}.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})

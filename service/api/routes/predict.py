@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from models.images import encode_png
+from service.api import API_PREFIX
 from service.api.deps import EngineDep, PredictSlot, SettingsDep
 from service.api.inputs import decode_base64, read_form
-from service.api.routes import API_PREFIX
-from service.api.schemas import PredictRequest, PredictResponse
+from service.api.schemas.predict import PredictRequest, PredictResponse
 from service.drafting.answer import LEFT_RIGHT_DOC, answer_for, output_classes
 from service.drafting.engine import Draft
 from service.drafting.fetch import fetch_url

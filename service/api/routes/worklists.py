@@ -8,40 +8,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from service.api import API_PREFIX
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.inputs import read_form
-from service.api.routes import API_PREFIX
-from service.review.views import item_dict, worklist_dict
+from service.api.schemas.worklists import (AssignRequest, ImagesAdded, ItemInfo, ItemUpdate, WorklistCreate,
+                                           WorklistInfo)
 from service.review.worklists import Photo, assign, draft_into, image_id_from_name, worklist_csv
 from service.store import worklists as wl_api
 from service.store.tables import QA_STATUSES, WorkItem, Worklist
 
 router = APIRouter(prefix=f"{API_PREFIX}/worklists", tags=["worklists"])
-
-
-class WorklistCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="unique name of the batch, e.g. 'shop-2026-11-25'")
-    annotators: list[str] = Field(default_factory=list, description="who shares the work")
-    created_by: str | None = None
-
-
-class AssignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    annotators: list[str] | None = Field(None, description="default: the worklist's annotators")
-    capacity: dict[str, float] | None = Field(None, description="relative speed per annotator (default 1.0)")
-
-
-class ItemUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    qa_status: str | None = Field(None, description=f"one of {', '.join(QA_STATUSES)}")
-    notes: str | None = Field(None, max_length=10_000)
-    resolved_flags: list[str] | None = Field(None, description="keys of the QA flags ticked off (replaces the list)")
-    annotator: str | None = Field(None, description="reassign the photo ('' to unassign)")
 
 
 def find_worklist(store, ref: str) -> Worklist:
@@ -59,8 +38,9 @@ def find_item(store, ref: str, image_id: str) -> tuple[Worklist, WorkItem]:
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("", status_code=201)
-def create(body: WorklistCreate, response: Response, store: StoreDep, engine: EngineDep, _auth: WriteAccess) -> dict:
+@router.post("", status_code=201, response_model=WorklistInfo, response_model_exclude_unset=True)
+def create(body: WorklistCreate, response: Response, store: StoreDep, engine: EngineDep,
+           _auth: WriteAccess) -> WorklistInfo:
     """A new, empty worklist drafted by the model serving now; add photos with POST .../images."""
     predictor = engine.predictor
     try:
@@ -69,18 +49,18 @@ def create(body: WorklistCreate, response: Response, store: StoreDep, engine: En
     except wl_api.WorklistError as exc:
         raise HTTPException(409 if "already exists" in str(exc) else 422, str(exc)) from None
     response.headers["Location"] = f"{API_PREFIX}/worklists/{wl.id}"
-    return worklist_dict(store.session, wl)
+    return WorklistInfo.of(store.session, wl)
 
 
-@router.get("")
-def list_all(store: StoreDep, _auth: ReadAccess) -> list[dict]:
-    return [worklist_dict(store.session, wl) for wl in wl_api.list_worklists(store.session)]
+@router.get("", response_model=list[WorklistInfo], response_model_exclude_unset=True)
+def list_all(store: StoreDep, _auth: ReadAccess) -> list[WorklistInfo]:
+    return [WorklistInfo.of(store.session, wl) for wl in wl_api.list_worklists(store.session)]
 
 
-@router.get("/{ref}")
-def get_one(ref: str, store: StoreDep, _auth: ReadAccess, items: bool = True) -> dict:
+@router.get("/{ref}", response_model=WorklistInfo, response_model_exclude_unset=True)
+def get_one(ref: str, store: StoreDep, _auth: ReadAccess, items: bool = True) -> WorklistInfo:
     """A worklist by id or name, with its items (each annotator's share, hardest first)."""
-    return worklist_dict(store.session, find_worklist(store, ref), items=items)
+    return WorklistInfo.of(store.session, find_worklist(store, ref), items=items)
 
 
 @router.delete("/{ref}", status_code=204)
@@ -90,11 +70,11 @@ def delete(ref: str, store: StoreDep, _auth: WriteAccess) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{ref}/images", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
+@router.post("/{ref}/images", status_code=201, response_model=ImagesAdded, openapi_extra={"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["images"], "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def add_images(ref: str, request: Request, settings: SettingsDep, store: StoreDep, engine: EngineDep,
-                     _auth: WriteAccess) -> dict:
+                     _auth: WriteAccess) -> ImagesAdded:
     """Draft photos into the worklist (multipart, one or more `images` files; the file name is the id).
 
     All or nothing: an unreadable photo or a repeated id refuses the whole upload before drafting.
@@ -116,18 +96,19 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
                                         settings.qa_thresholds)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"added": [item_dict(store.session, i) for i in added], "images": len(wl.items)}
+    return ImagesAdded(added=[ItemInfo.of(store.session, i) for i in added], images=len(wl.items))
 
 
-@router.post("/{ref}/assign")
-def split_between_annotators(ref: str, body: AssignRequest, store: StoreDep, settings: SettingsDep, _auth: WriteAccess) -> dict:
+@router.post("/{ref}/assign", response_model=WorklistInfo, response_model_exclude_unset=True)
+def split_between_annotators(ref: str, body: AssignRequest, store: StoreDep, settings: SettingsDep,
+                             _auth: WriteAccess) -> WorklistInfo:
     """Split every photo between annotators so predicted effort, not photo count, is balanced."""
     wl = find_worklist(store, ref)
     try:
         assign(store.session, wl, body.annotators, body.capacity, settings.qa_thresholds)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-    return worklist_dict(store.session, wl, items=True)
+    return WorklistInfo.of(store.session, wl, items=True)
 
 
 @router.get("/{ref}/worklist.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
@@ -138,33 +119,33 @@ def download_csv(ref: str, store: StoreDep, _auth: ReadAccess) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="worklist-{wl.id}.csv"'})
 
 
-@router.get("/{ref}/items")
+@router.get("/{ref}/items", response_model=list[ItemInfo])
 def list_items(ref: str, store: StoreDep, _auth: ReadAccess,
                annotator: Annotated[str | None, Query()] = None,
-               qa_status: Annotated[str | None, Query()] = None) -> list[dict]:
+               qa_status: Annotated[str | None, Query()] = None) -> list[ItemInfo]:
     wl = find_worklist(store, ref)
     if qa_status is not None and qa_status not in QA_STATUSES:
         raise HTTPException(422, f"qa_status must be one of {list(QA_STATUSES)}")
     rows = [i for i in wl.items if (annotator is None or i.annotator == annotator)
             and (qa_status is None or i.qa_status == qa_status)]
     rows.sort(key=lambda i: (i.annotator or "", i.position or 0, i.image_id))
-    return [item_dict(store.session, i) for i in rows]
+    return [ItemInfo.of(store.session, i) for i in rows]
 
 
-@router.get("/{ref}/items/{image_id}")
-def get_item(ref: str, image_id: str, store: StoreDep, _auth: ReadAccess) -> dict:
-    return item_dict(store.session, find_item(store, ref, image_id)[1])
+@router.get("/{ref}/items/{image_id}", response_model=ItemInfo)
+def get_item(ref: str, image_id: str, store: StoreDep, _auth: ReadAccess) -> ItemInfo:
+    return ItemInfo.of(store.session, find_item(store, ref, image_id)[1])
 
 
-@router.patch("/{ref}/items/{image_id}")
-def update_item(ref: str, image_id: str, body: ItemUpdate, store: StoreDep, _auth: WriteAccess) -> dict:
+@router.patch("/{ref}/items/{image_id}", response_model=ItemInfo)
+def update_item(ref: str, image_id: str, body: ItemUpdate, store: StoreDep, _auth: WriteAccess) -> ItemInfo:
     """Set QA status, notes, the flags ticked off, or the annotator of one photo."""
     wl, _ = find_item(store, ref, image_id)
     try:
         item = wl_api.update_item(store.session, wl, image_id, **body.model_dump(exclude_unset=True))
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-    return item_dict(store.session, item)
+    return ItemInfo.of(store.session, item)
 
 
 @router.get("/{ref}/items/{image_id}/image", response_class=FileResponse)

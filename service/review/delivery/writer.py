@@ -42,12 +42,6 @@ class PackageResult:
     flagged_ids: list[str] = field(default_factory=list)
     files: int = 0                      # files in the folder (the zip holds the same)
 
-    def to_dict(self) -> dict:
-        return {"path": str(self.path), "zip_path": str(self.zip_path) if self.zip_path else None,
-                "zip_sha256": self.zip_sha256, "images": self.images, "flagged": self.flagged,
-                "annotations": self.annotations, "image_ids": self.image_ids, "flagged_ids": self.flagged_ids,
-                "files": self.files}
-
 
 def write_package(items: Iterable[DeliveryItem], out_dir: Path | str, taxonomy: Taxonomy, *,
                   left_right: bool = False, include_unapproved: bool = False, make_zip: bool = True,
