@@ -5,6 +5,7 @@ quantize and evaluate run on ONNX Runtime.
 """
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -80,12 +81,10 @@ def quantize(
     overwrite: Annotated[bool, typer.Option(help="replace an existing directory")] = False,
 ) -> None:
     """Write an int8 copy of MODEL for CPU serving, refused unless it scores like the original on val."""
-    try:  # ONNX Runtime's quantizer needs onnx and sympy, which come with the training extra: say so plainly
-        import onnx  # noqa: F401
-        import onnxruntime.quantization  # noqa: F401
-        import sympy  # noqa: F401
-    except ImportError as exc:
-        fail(f"tailor quantize needs the training extra ({exc.name} is missing): pip install -e '.[train]'")
+    # ONNX Runtime's quantizer needs onnx and sympy, which come with the training extra: say so plainly.
+    missing = [name for name in ("onnx", "sympy") if find_spec(name) is None]
+    if missing:
+        fail(f"tailor quantize needs the training extra ({missing[0]} is missing): pip install -e '.[train]'")
     try:
         with Progress(*PROGRESS, console=console, transient=True) as progress:
             task = progress.add_task("quantize, then score fp32 and int8 on val", total=None)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import onnxruntime as ort
 
 from models.card import ModelDirError, read_card
 
@@ -61,8 +62,6 @@ class OnnxBackend:
     device = "cpu"
 
     def __init__(self, model_dir: Path, threads: int | None = None):
-        import onnxruntime as ort
-
         # Every option set deliberately rather than left to ONNX Runtime's defaults:
         # - all graph optimisations, including the NCHWc layout transform (ORT_ENABLE_ALL runs this model
         #   1.4x faster than ORT_ENABLE_BASIC or _EXTENDED on AVX-512, bench/bench_ort.py);
@@ -113,7 +112,7 @@ class TorchBackend:
     def __init__(self, model_dir: Path, device: str | None = None, threads: int | None = None,
                  precision: str = DEFAULT_PRECISION, channels_last: bool = True):
         """precision: "fp16" or "bf16" autocast, or "fp32"; it and channels_last apply on CUDA only."""
-        import torch
+        import torch  # only here: a CPU server on ONNX Runtime never loads torch
         from safetensors.torch import load_file
 
         from training.models import build_model
