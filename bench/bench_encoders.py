@@ -40,12 +40,12 @@ def coco_reference(lm: np.ndarray) -> dict[int, dict]:
     return {c: coco_mask.encode(np.asfortranarray(lm == c, dtype=np.uint8)) for c in np.unique(lm).tolist()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp")
     parser.add_argument("--masks", type=int, default=5)
     parser.add_argument("--reps", type=int, default=9, help="timed calls per mask and encoder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     masks = load_masks(args.data, args.masks)
     for lm in masks:  # a benchmark of wrong output is worthless: check equality first
