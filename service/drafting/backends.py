@@ -101,7 +101,7 @@ ALLOW_SPINNING = False  # see OnnxBackend.__init__
 AUTOCAST = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}
 # On CUDA: fp16, not bf16. Both run at the same tensor-core rate on current GPUs, but bf16 keeps 8 bits
 # of mantissa to fp16's 11, and the backends must label >= 99.9% of pixels alike: with torch's CPU
-# autocast standing in (tests/service/test_backend_parity.py), bf16 agreed with the float32 ONNX graph
+# autocast standing in (tests/drafting/test_backend_parity.py), bf16 agreed with the float32 ONNX graph
 # on 99.83%-100% of pixels per CCP photo (5 of 40 photos under 99.9%), fp16 on 99.98%-100%.
 DEFAULT_PRECISION = "fp16"
 
