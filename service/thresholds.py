@@ -1,4 +1,4 @@
-"""Every threshold the QA checks, effort and agreement measures and the worklist use, in one frozen place.
+"""Every threshold the QA checks, the left/right split, effort, agreement and the worklist use, in one place.
 Pixel values are calibrated on CCP-sized photos (about 550 x 830); scale them for other resolutions.
 The app's pydantic settings wrap this dataclass; nothing here reads the environment.
 """

@@ -145,12 +145,13 @@ class Engine:
         """(upright RGB pixels, the photo's displayed (H, W)): a large JPEG decoded only as large as the
         model's size rule needs, unless `full_pixels`; PhotoRejected when it does not decode or is too small."""
         size_for = (predictor or self.predictor).size_for
+        # max_pixels was checked on the header by read(); the decoders are not asked again.
         try:
             if full_pixels:
-                image = decode_image(data, name, self.settings.max_pixels, header)
+                image = decode_image(data, name, None, header)
                 shape = image.shape[:2]
             else:
-                image, shape = decode_image_for(data, size_for, name, self.settings.max_pixels, header)
+                image, shape = decode_image_for(data, size_for, name, None, header)
         except ImageDecodeError as exc:
             raise PhotoRejected(_BUFFER_REPR.sub("", str(exc))) from None
         except Exception as exc:  # a corrupt file can trip odd errors deep in a codec; still the photo's fault

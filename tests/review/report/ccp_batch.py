@@ -23,8 +23,8 @@ from service.review.report.data import (BatchInfo, DisagreementSample, ImageRow,
     effort_timeline, flag_dicts)
 from service.review.report.thumbs import overlay_thumbnail
 from service.review.split import difficulty_reason, draft_info
+from tests.conftest import CCP
 
-CCP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp"
 ANNOTATORS = ("ana", "bo", "chen")
 DAYS = ("2025-03-03", "2025-03-04", "2025-03-05")
 
