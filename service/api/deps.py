@@ -1,4 +1,4 @@
-"""Dependencies, declared once as Annotated aliases and reused by every route.
+"""Dependencies, declared once as Annotated aliases and reused by every route, and reading a multipart form.
 
 They read what the lifespan put on app.state; a route that needs the model gets a 503 (with
 Retry-After) while the model is still loading, and a predict slot is refused at once when saturated.
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.datastructures import FormData
 from sqlalchemy.orm import Session
 
 from service.api.auth import require_read, require_write
@@ -19,6 +20,17 @@ from service.drafting.errors import Saturated
 from service.integrations.labelstudio_client import Connections
 from service.settings import Settings
 from service.store import FileStore, Store
+
+
+async def read_form(request: Request, **limits) -> FormData:
+    """The multipart form with starlette's limits (max_files, max_fields, max_part_size); a body it
+    cannot parse is the client's mistake (400), and the size limit's own 413 passes through."""
+    try:
+        return await request.form(**limits)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(400, f"malformed multipart body ({exc})") from None
 
 
 def get_settings(request: Request) -> Settings:

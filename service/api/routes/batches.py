@@ -18,8 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.inputs import read_form
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
 from service.api.schemas.batches import BatchImage, CocoDocument, FolderJobRequest, JobResults, JobState
 from service.drafting.answer import LEFT_RIGHT_DOC, coco_document
 from service.drafting.batch import PhotoDraft, classes_of

@@ -24,8 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.inputs import read_form
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
 from service.api.schemas.corrections import (CorrectionInfo, CorrectionJSON, CorrectionPage, Export, ExportRequest,
                                              ReviewRequest)
 from service.formats import coco_rle

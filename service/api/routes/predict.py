@@ -5,6 +5,8 @@ or image_url. Decoding and encoding run in the threadpool and the model on the e
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from collections.abc import Callable
@@ -19,8 +21,7 @@ from starlette.datastructures import UploadFile
 
 from models.images import encode_png
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, PredictSlot, SettingsDep
-from service.api.inputs import decode_base64, read_form
+from service.api.deps import EngineDep, PredictSlot, SettingsDep, read_form
 from service.api.schemas.predict import PredictRequest, PredictResponse
 from service.drafting.answer import LEFT_RIGHT_DOC, answer_for, output_classes
 from service.drafting.engine import Draft
@@ -41,6 +42,22 @@ _PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 FormatsQuery = Annotated[str | None, Query(description=f"comma list of: {', '.join(sorted(FORMATS))}")]
 LeftRightQuery = Annotated[bool, Query(description=LEFT_RIGHT_DOC)]
 _FLAGS = ("confidence_map", "left_right")
+
+
+def decode_base64(text: str, settings) -> bytes:
+    """A photo's bytes from base64 (a browser's data: URL too)."""
+    if not isinstance(text, str) or not text.strip():
+        raise HTTPException(400, "image_base64 is empty")
+    if text.startswith("data:"):  # accept data URLs as browsers produce them
+        _, _, text = text.partition(",")
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > settings.max_upload_bytes + 3:
+        raise HTTPException(413, f"image_base64 is {len(text) * 3 // 4} bytes, above the limit of "
+                                 f"{settings.max_upload_bytes} bytes (max_upload_bytes)")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(400, f"image_base64 is not valid base64 ({exc})") from None
 
 
 async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, Any]]:

@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.inputs import read_form
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
 from service.api.schemas.worklists import (AssignRequest, ImagesAdded, ItemInfo, ItemUpdate, WorklistCreate,
                                            WorklistInfo)
 from service.review.worklists import Photo, assign, draft_into, image_id_from_name, worklist_csv
