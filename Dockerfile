@@ -8,8 +8,7 @@ ENV NO_ALBUMENTATIONS_UPDATE=1 \
     PIP_NO_CACHE_DIR=1 \
     TAILOR_HOST=0.0.0.0 \
     TAILOR_PORT=8000 \
-    TAILOR_DATA_DIR=/data \
-    TAILOR_JOBS_DIR=/data/jobs
+    TAILOR_DATA_DIR=/data
 # Bound to 0.0.0.0, write routes (corrections, batches, model activation) answer 403 until
 # TAILOR_API_TOKENS is set; predicting needs no token.
 
@@ -21,7 +20,7 @@ COPY models ./models
 RUN pip install ".${EXTRAS:+[$EXTRAS]}"
 
 RUN useradd --create-home tailor && mkdir -p /data && chown tailor /data
-# The database, stored images and masks, the model store and batch jobs: keep them on a volume.
+# The database, stored images and masks, the model store and batch jobs' files: keep them on a volume.
 VOLUME /data
 USER tailor
 EXPOSE 8000

@@ -37,10 +37,10 @@ def main() -> None:
     import cv2
     from PIL import Image
 
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
+    from models.images import decode_image, decode_image_for
+    from service.drafting.backends import default_threads
+    from service.drafting.predictor import Predictor
     from training.dataset import load_samples, scan_dataset
-    from training.images import decode_image, decode_image_for
     from training.metrics import confusion, scores
 
     predictor = Predictor(args.model, backend="onnx", threads=default_threads())

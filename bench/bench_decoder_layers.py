@@ -72,8 +72,8 @@ def export_transposed(model_dir: Path, path: Path) -> None:
     import torch
     from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoderBlock
 
-    from service.inference.backends import TorchBackend
-    from training.card import read_card
+    from models.card import read_card
+    from service.drafting.backends import TorchBackend
     from training.export import _upsample_x2_forward, export_onnx
 
     card = read_card(model_dir)
@@ -105,8 +105,8 @@ def whole_model(model_dir: Path, data: Path, images: int, rounds: int, threads: 
     import tempfile
 
     from bench.bench_ort import interleaved_ms
-    from service.inference import Predictor
-    from training.images import decode_image
+    from models.images import decode_image
+    from service.drafting.predictor import Predictor
 
     predictor = Predictor(model_dir, backend="onnx")
     inputs = [predictor.preprocess(decode_image(p.read_bytes()))[None] for p in sorted(data.glob("*.jpg"))[:images]]
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", type=int, default=20, help="photos for the whole-model comparison (0: skip it)")
     args = ap.parse_args(argv)
 
-    from service.inference.backends import default_threads
-    from training.card import read_card
+    from models.card import read_card
+    from service.drafting.backends import default_threads
 
     card = read_card(args.model)
     decoder = card["arch"]["decoder_channels"]

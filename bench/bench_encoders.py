@@ -18,9 +18,9 @@ import pycocotools.mask as coco_mask  # noqa: E402
 from label_studio_sdk.converter.brush import mask2rle  # noqa: E402
 
 from bench.timing import timed_ms  # noqa: E402
+from models.images import read_label_map  # noqa: E402
+from models.taxonomy import load_taxonomy  # noqa: E402
 from service.formats import coco_rle, ls_brush  # noqa: E402
-from training.images import read_label_map  # noqa: E402
-from training.taxonomy import load_taxonomy  # noqa: E402
 
 
 def load_masks(data: Path, count: int) -> list[np.ndarray]:
@@ -40,12 +40,12 @@ def coco_reference(lm: np.ndarray) -> dict[int, dict]:
     return {c: coco_mask.encode(np.asfortranarray(lm == c, dtype=np.uint8)) for c in np.unique(lm).tolist()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp")
     parser.add_argument("--masks", type=int, default=5)
     parser.add_argument("--reps", type=int, default=9, help="timed calls per mask and encoder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     masks = load_masks(args.data, args.masks)
     for lm in masks:  # a benchmark of wrong output is worthless: check equality first

@@ -30,13 +30,13 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from bench.timing import timed_ms  # noqa: E402
-from service.inference.backends import DEFAULT_PRECISION  # noqa: E402
+from service.drafting.backends import DEFAULT_PRECISION  # noqa: E402
 
 
 def model_calls(model: Path, device: str, inputs: np.ndarray, batch_sizes: list[int], precisions: list[str],
                 repeats: int) -> list[dict]:
     """Section 1: one row per (precision, layout, batch size)."""
-    from service.inference.backends import TorchBackend
+    from service.drafting.backends import TorchBackend
 
     rows, reference = [], None
     for precision, channels_last in itertools.product(precisions, (False, True)):
@@ -58,15 +58,15 @@ def model_calls(model: Path, device: str, inputs: np.ndarray, batch_sizes: list[
 def engine_runs(model: Path, device: str, precision: str, images: list[np.ndarray], clients: int, rounds: int,
                 max_size: int, max_wait_ms: float) -> list[dict]:
     """Section 2: concurrent Engine.predict with micro-batching and with one image per model call."""
-    from service.engine import Engine
-    from service.inference import Predictor
-    from service.inference.backends import TorchBackend
+    from service.drafting.backends import TorchBackend
+    from service.drafting.engine import Engine
+    from service.drafting.predictor import Predictor
     from service.settings import Settings
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for size, wait in ((max_size, max_wait_ms), (1, 0.0)):
-            settings = Settings(_env_file=None, jobs_dir=Path(scratch) / "jobs", data_dir=Path(scratch) / "data",
+            settings = Settings(_env_file=None, data_dir=Path(scratch) / "data",
                                 model_dir=model, backend="torch", batch_max_size=size, batch_max_wait_ms=wait)
             backend = TorchBackend(model, device=device, precision=precision)
             engine = Engine(Predictor(model, backend_instance=backend), settings)
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from service.inference import Predictor
-    from training.images import decode_image
+    from models.images import decode_image
+    from service.drafting.predictor import Predictor
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here; run on a GPU machine, or pass --device cpu for a smoke run")

@@ -19,10 +19,10 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
+from models.images import decode_image  # noqa: E402
+from models.preprocessing import input_size, to_input  # noqa: E402
 from training.export import export_onnx  # noqa: E402
-from training.images import decode_image  # noqa: E402
 from training.models import build_initialised, count_parameters  # noqa: E402
-from training.preprocessing import input_size, to_input  # noqa: E402
 from training.quantize import quantize_onnx  # noqa: E402
 
 CCP = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ccp"

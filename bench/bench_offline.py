@@ -28,17 +28,17 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ccp" / "images")
     args = ap.parse_args()
 
-    from service.engine import Engine
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from service.offline import predict_files
+    from service.drafting.backends import default_threads
+    from service.drafting.batch import predict_files
+    from service.drafting.engine import Engine
+    from service.drafting.predictor import Predictor
     from service.settings import Settings
 
     photos = sorted(args.data.glob("*.jpg"))[: args.images]
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        settings = Settings(_env_file=None, jobs_dir=scratch / "jobs", data_dir=scratch / "data",
+        settings = Settings(_env_file=None, data_dir=scratch / "data",
                             model_dir=args.model)
         engine = Engine(Predictor(args.model, backend="onnx", threads=default_threads()), settings)
         inputs = [(p, p.stem) for p in photos]

@@ -76,7 +76,7 @@ def export_size_driven(model_dir: Path, path: Path) -> None:
     """The model directory's weights exported as before: each decoder Resize sized from its skip tensor."""
     from safetensors.torch import load_file
 
-    from training.card import read_card
+    from models.card import read_card
     from training.export import export_onnx
     from training.models import build_model
 
@@ -88,9 +88,9 @@ def export_size_driven(model_dir: Path, path: Path) -> None:
 
 def spinning_child(model: Path, images: int, rounds: int, spinning: bool) -> dict:
     """Run in a subprocess: bare model call and predictor medians with one spinning setting."""
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from training.images import decode_image
+    from models.images import decode_image
+    from service.drafting.backends import default_threads
+    from service.drafting.predictor import Predictor
 
     predictor = Predictor(model, backend="onnx")
     predictor.backend.session = session(model / "model.onnx", default_threads(), spinning=spinning)
@@ -124,9 +124,9 @@ def main() -> None:
         print(json.dumps(spinning_child(args.model, args.images, args.rounds, args.spinning_child == "on")))
         return
 
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from training.images import decode_image
+    from models.images import decode_image
+    from service.drafting.backends import default_threads
+    from service.drafting.predictor import Predictor
 
     threads = default_threads()
     predictor = Predictor(args.model, backend="onnx")

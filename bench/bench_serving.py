@@ -53,8 +53,8 @@ BASELINE = ", baseline"
 
 def stage_medians(images, predictor, rounds: int) -> dict[str, float]:
     """Medians (ms, 1 caller) of the pieces around the model, the alternatives interleaved per photo."""
-    from service.results import prediction_result
-    from training.preprocessing import logits_to_labels, logits_to_labels_reference
+    from models.preprocessing import logits_to_labels, logits_to_labels_reference
+    from service.drafting.answer import answer_for
 
     times: dict[str, list[float]] = {}
 
@@ -72,8 +72,7 @@ def stage_medians(images, predictor, rounds: int) -> dict[str, float]:
             new = timed("post-processing, fast (as served)", logits_to_labels, lg, im.shape[:2])
             assert (ref[0] == new[0]).all(), "fast post-processing differs from the reference"
             pred = predictor.predict(im)
-            timed("encode all five formats + class summaries", prediction_result, pred, predictor.taxonomy,
-                  predictor.version, ALL_FORMATS.split(","))
+            timed("encode all five formats + class summaries", answer_for, pred, ALL_FORMATS.split(","))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -99,9 +98,9 @@ def main() -> None:
 
     import httpx
 
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from training.images import decode_image
+    from models.images import decode_image
+    from service.drafting.backends import default_threads
+    from service.drafting.predictor import Predictor
 
     threads = args.threads or default_threads()
     paths = sorted(args.data.glob("*.jpg"))[: args.images]

@@ -52,7 +52,7 @@ def wait_ready(http, proc, timeout: float = 300) -> None:
 
 def submit(http, data: Path, taxonomy) -> int:
     """Each photo + its CCP mask (mapped to the taxonomy) as a correction, then approved by a reviewer."""
-    from training.images import encode_png, read_label_map
+    from models.images import encode_png, read_label_map
 
     lut = taxonomy.lut_for_labels((data / "labels.txt").read_text().splitlines())
     n = 0
@@ -90,11 +90,11 @@ def follow(http, timeout: float) -> dict:
 def run(args) -> dict:
     import httpx
 
-    from service.evaluate import evaluate
+    from models.images import decode_image
+    from models.taxonomy import load_taxonomy
+    from service.jobs.evaluate import evaluate
     from training.config import TrainConfig
     from training.export import export_model
-    from training.images import decode_image
-    from training.taxonomy import load_taxonomy
     from training.train import train
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tailor-demo-"))
@@ -110,10 +110,10 @@ def run(args) -> dict:
     heldout = small_copy(CCP, work / "heldout", picked[-args.heldout:], args.scale)
 
     print(f"1. training the initial model on {args.initial} photos ({args.initial_epochs} epochs)", flush=True)
-    cfg = TrainConfig.from_file(None, encoder="tu-regnetx_002", decoder_channels=[args.width] * 5,
-                                long_side=args.long_side, crop=[args.long_side, args.long_side * 3 // 4 // 32 * 32],
-                                batch_size=4, epochs=args.initial_epochs, val_percent=15.0, threads=args.threads,
-                                lr=0.003)
+    cfg = TrainConfig.from_dict(dict(encoder="tu-regnetx_002", encoder_weights=None,
+                                     decoder_channels=[args.width] * 5, long_side=args.long_side,
+                                     crop=[args.long_side, args.long_side * 3 // 4 // 32 * 32], batch_size=4,
+                                     epochs=args.initial_epochs, val_percent=15.0, threads=args.threads, lr=0.003))
     train(initial, work / "run0", cfg, log=lambda *_: None)
     model0 = work / "model0"
     export_model(work / "run0" / "best", model0,
@@ -121,7 +121,7 @@ def run(args) -> dict:
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAILOR_")}
-    env.update({"TAILOR_DATA_DIR": str(work / "data"), "TAILOR_JOBS_DIR": str(work / "jobs"),
+    env.update({"TAILOR_DATA_DIR": str(work / "data"),
                 "TAILOR_RETRAIN_EVERY": str(args.corrections), "TAILOR_EVAL_PERCENT": str(args.eval_percent),
                 "TAILOR_RETRAIN_CONFIG": json.dumps({"epochs": args.retrain_epochs, "lr": args.retrain_lr,
                                                      "warmup_epochs": 0.5, "threads": args.threads}),
@@ -182,14 +182,14 @@ def run(args) -> dict:
 
 def control_model(work: Path, initial: Path, model0: Path, args) -> Path:
     """The retrain's recipe (same epochs, lr, init) on the initial photos only: what extra epochs alone give."""
-    from training.card import read_card
+    from models.card import read_card
     from training.config import TrainConfig
     from training.export import export_model
     from training.train import train
 
     base = read_card(model0)["training"]["config"]
-    cfg = TrainConfig.from_file(None, **{**base, "epochs": args.retrain_epochs, "lr": args.retrain_lr,
-                                         "warmup_epochs": 0.5, "threads": args.threads})
+    cfg = TrainConfig.from_dict({**base, "epochs": args.retrain_epochs, "lr": args.retrain_lr,
+                                 "warmup_epochs": 0.5, "threads": args.threads})
     train(initial, work / "run-control", cfg, init_model=model0, log=lambda *_: None)
     export_model(work / "run-control" / "best", work / "model-control")
     return work / "model-control"

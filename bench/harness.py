@@ -93,7 +93,7 @@ def start_server(root: Path, model: Path, threads: int, port: int, data_dir: str
                  max_in_flight: int) -> subprocess.Popen:
     """`tailor serve` of the code under root. The concurrency limit is the one under test (default: the
     highest client count); no worker subprocess, so only the serving process runs beside the clients."""
-    env = {**os.environ, "TAILOR_DATA_DIR": data_dir, "TAILOR_JOBS_DIR": data_dir,
+    env = {**os.environ, "TAILOR_DATA_DIR": data_dir,
            "TAILOR_MAX_IN_FLIGHT": str(max_in_flight), "TAILOR_START_WORKER": "false",
            "TAILOR_SETTINGS_FILE": "", "PYTHONPATH": str(root)}
     cmd = [sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1",

@@ -14,9 +14,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from models.images import decode_image  # noqa: E402
+from service.drafting.predictor import Predictor  # noqa: E402
 from service.formats import png  # noqa: E402
-from service.inference import Predictor  # noqa: E402
-from training.images import decode_image  # noqa: E402
 
 
 def main() -> None:

@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nodes", type=int, default=15, help="how many of the slowest nodes to list")
     args = ap.parse_args(argv)
 
-    from service.inference import Predictor
-    from service.inference.backends import default_threads
-    from training.images import decode_image
+    from models.images import decode_image
+    from service.drafting.backends import default_threads
+    from service.drafting.predictor import Predictor
 
     photos = sorted(args.data.glob("*.jpg"))[: args.images]
     if not photos:

@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--reviewer", default="rita", help="who approves the corrections")
     args = ap.parse_args()
 
-    from service.annotation.maps import item_draft, taxonomy_for
+    from service.review.stored_maps import item_draft, taxonomy_for
     from service.settings import Settings
     from service.store.corrections import review, save_correction
     from service.store.db import store_from_settings

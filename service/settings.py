@@ -6,10 +6,14 @@ an unknown backend) stops startup with a message naming the setting instead of f
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -19,6 +23,9 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from service.thresholds import QAThresholds, thresholds_from
+from training.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
@@ -68,9 +75,8 @@ class Settings(BaseSettings):
     url_timeout_s: float = Field(10.0, gt=0, le=300)
     max_redirects: int = Field(3, ge=0, le=10)
 
-    # Batch jobs.
+    # Batch jobs (batch_predict on the job queue; their photos and drafts are under DATA_DIR/work).
     batch_root: Path | None = Field(None, description="server folder that JSON folder jobs may read under")
-    jobs_dir: Path = Field(REPO_ROOT / "runs" / "jobs", description="job state and results (survive restarts)")
     max_batch_files: int = Field(10_000, ge=1)
     max_batch_upload_bytes: int = Field(1024 * MiB, ge=1024, description="largest multipart batch request")
 
@@ -82,7 +88,7 @@ class Settings(BaseSettings):
     export_root: Path | None = Field(None, description="exports of approved corrections (default DATA_DIR/exports)")
     max_mask_upload_bytes: int = Field(64 * MiB, ge=1024, description="largest correction upload (image + mask)")
 
-    # Background jobs in the database queue, run by `tailor worker` (service/store/queue.py, service/worker.py).
+    # Background jobs in the database queue, run by `tailor worker` (service/store/queue.py, service/jobs/).
     start_worker: bool = Field(True, description="`tailor serve` also runs (and restarts) one worker subprocess")
     worker_poll_s: float = Field(2.0, gt=0, le=300, description="an idle worker looks for queued jobs this often")
     worker_heartbeat_s: float = Field(10.0, gt=0, le=600, description="a running job's heartbeat interval (s)")
@@ -92,7 +98,7 @@ class Settings(BaseSettings):
     model_poll_s: float = Field(5.0, ge=0, le=3600, description="how often the server checks which model is "
                                                                 "current in the database (0: never)")
 
-    # Retraining on approved corrections and the promotion gate (service/retrain.py, service/promotion.py).
+    # Retraining on approved corrections and the promotion gate (service/jobs/retrain.py, service/jobs/promotion.py).
     retrain_every: int = Field(100, ge=0, description="queue a retrain after this many new approvals (0: never)")
     retrain_config: dict[str, Any] = Field(
         default_factory=lambda: {"epochs": 10, "lr": 5e-4, "warmup_epochs": 0.5},
@@ -125,15 +131,13 @@ class Settings(BaseSettings):
     labelstudio_max_body_bytes: int = Field(64 * MiB, ge=1024, description="largest /predict or /webhook body")
     labelstudio_polygon_tolerance: float = Field(1.0, ge=0, le=50, description="px: polygon simplification")
 
-    # QA checks, effort, agreement and worklists (service/qa/settings.py documents every threshold).
+    # QA checks, effort, agreement and worklists (service/thresholds.py documents every threshold).
     qa: dict[str, Any] = Field(default_factory=dict, description="QAThresholds fields to override, as JSON "
                                                                  "(e.g. {\"margin_max_width_px\": 6})")
 
     @field_validator("labelstudio_url")
     @classmethod
     def _check_ls_url(cls, value: str | None) -> str | None:
-        from urllib.parse import urlsplit
-
         if value is None or not value.strip():
             return None
         parts = urlsplit(value.strip())
@@ -216,10 +220,6 @@ class Settings(BaseSettings):
     @field_validator("retrain_config")
     @classmethod
     def _check_retrain_config(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from dataclasses import fields
-
-        from training.config import TrainConfig
-
         unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
         if unknown:
             raise ValueError(f"retrain_config: {unknown} are not TrainConfig fields")
@@ -232,15 +232,11 @@ class Settings(BaseSettings):
     @field_validator("qa")
     @classmethod
     def _check_qa(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from service.qa.settings import thresholds_from
-
         thresholds_from(overrides)   # raises ValueError naming the bad field
         return overrides
 
     @property
-    def qa_thresholds(self):
-        from service.qa.settings import thresholds_from
-
+    def qa_thresholds(self) -> QAThresholds:
         return thresholds_from(self.qa)
 
     @field_validator("retrain_base_data")
@@ -315,17 +311,15 @@ class _Checked(PydanticBaseSettingsSource):
         self.inner = inner
 
     def __call__(self) -> dict[str, Any]:
-        import os
-
-        fields = set(self.settings_cls.model_fields)
+        known = set(self.settings_cls.model_fields)
         names = set(getattr(self.inner, "env_vars", None) or {})
         if isinstance(self.inner, EnvSettingsSource) and not isinstance(self.inner, DotEnvSettingsSource):
             names |= {k.lower() for k in os.environ}
         typos = sorted(n.upper() for n in names if n.lower().startswith("tailor_")
-                       and n.lower().removeprefix("tailor_") not in fields and n.upper() not in _NOT_SETTINGS)
+                       and n.lower().removeprefix("tailor_") not in known and n.upper() not in _NOT_SETTINGS)
         if typos:
-            raise ValueError(f"unknown setting(s) {typos}; known: {sorted('TAILOR_' + f.upper() for f in fields)}")
-        return {k: v for k, v in self.inner().items() if k in fields}
+            raise ValueError(f"unknown setting(s) {typos}; known: {sorted('TAILOR_' + f.upper() for f in known)}")
+        return {k: v for k, v in self.inner().items() if k in known}
 
     def get_field_value(self, field, field_name):  # pragma: no cover - __call__ supplies everything
         return None, field_name, False
@@ -335,8 +329,6 @@ class _SettingsFileSource(PydanticBaseSettingsSource):
     """Values from the YAML or JSON file named by TAILOR_SETTINGS_FILE (the lowest-priority source)."""
 
     def __call__(self) -> dict[str, Any]:
-        import os
-
         name = os.environ.get("TAILOR_SETTINGS_FILE")
         if not name:
             return {}
@@ -345,8 +337,6 @@ class _SettingsFileSource(PydanticBaseSettingsSource):
             raise ValueError(f"TAILOR_SETTINGS_FILE={name}: no such file")
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text) or {}
         else:
             data = json.loads(text)

@@ -1,5 +1,5 @@
-"""Tailor's training side: taxonomy, datasets, the U-Net, the training loop and model artifacts.
+"""Tailor's training side: datasets, augmentation, the U-Net, the training loop, export and quantization.
 
-Light modules (taxonomy, metrics, card, images) import no torch at module level, because the CPU
-server uses them without torch. Nothing here imports `service`.
+Light modules (metrics, config, dataset) import no torch at module level. It builds on the model contract
+in `models` (card, taxonomy, images, preprocessing) and never imports `service`.
 """

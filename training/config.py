@@ -72,12 +72,17 @@ class TrainConfig:
                 raise ValueError(f"{path}: cannot read config ({exc})") from None
             if not isinstance(data, dict):
                 raise ValueError(f"{path}: config must be a mapping of field: value")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        data.update({k: v for k, v in overrides.items() if v is not None})  # None: not given on the command line
+        return cls.from_dict(data, origin=str(path or "config"))
+
+    @classmethod
+    def from_dict(cls, values: dict, origin: str = "config") -> "TrainConfig":
+        """A validated config from field values, where None is a value (encoder_weights: null), as a model
+        card's training config records them."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"{path or 'config'}: unknown fields {unknown}")
-        cfg = cls(**data)
+            raise ValueError(f"{origin}: unknown fields {unknown}")
+        cfg = cls(**values)
         cfg.validate()
         return cfg
 

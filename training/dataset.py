@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.images import ImageDecodeError, decode_image, read_label_map
-from training.taxonomy import Taxonomy
+from models.images import ImageDecodeError, decode_image, read_label_map
+from models.taxonomy import Taxonomy
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -34,10 +34,6 @@ class DatasetFolder:
     root: Path
     labels: list[str]
     samples: list[Sample]
-
-    @property
-    def labeled(self) -> bool:
-        return all(s.mask is not None for s in self.samples)
 
     def split(self, val_percent: float) -> tuple[list[Sample], list[Sample]]:
         """Deterministic split by image id: an image stays on its side as the folder grows."""
@@ -127,23 +123,31 @@ def write_downscaled_copy(src: Path, dst: Path, ids: list[str], scale: float) ->
 
 def load_pair(sample: Sample, lut: np.ndarray, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one image (upright RGB) and its mask mapped to class ids, checking size and ids."""
-    assert sample.mask is not None
     try:
         image = decode_image(sample.image)
+    except ImageDecodeError as exc:
+        raise DatasetError(str(exc)) from None
+    return image, load_mask(sample, lut, num_labels, image.shape[:2])
+
+
+def load_mask(sample: Sample, lut: np.ndarray, num_labels: int, shape: tuple[int, int]) -> np.ndarray:
+    """A sample's mask mapped to class ids, checked against its photo's displayed (H, W) and labels.txt."""
+    assert sample.mask is not None
+    try:
         raw = read_label_map(sample.mask)
     except ImageDecodeError as exc:
         raise DatasetError(str(exc)) from None
     # Masks are drawn on the displayed (upright) image; compare against that size.
-    if raw.shape != image.shape[:2]:
+    if raw.shape != tuple(shape):
         with Image.open(sample.image) as img:
             stored = img.size[::-1]
         raise DatasetError(f"{sample.mask}: mask is {raw.shape[1]}x{raw.shape[0]} but image {sample.image.name} "
-                           f"is {image.shape[1]}x{image.shape[0]} (stored {stored[1]}x{stored[0]})")
+                           f"is {shape[1]}x{shape[0]} (stored {stored[1]}x{stored[0]})")
     top = int(raw.max(initial=0))
     if top >= num_labels:
         bad = sorted(int(v) for v in np.unique(raw) if v >= num_labels)
         raise DatasetError(f"{sample.mask}: label ids {bad} are not in labels.txt ({num_labels} labels)")
-    return image, lut[raw]
+    return lut[raw]
 
 
 def load_samples(folder: DatasetFolder, samples: list[Sample], taxonomy: Taxonomy, progress=None):

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from models.card import read_card, sha256_file, staged_model_dir, version_of, write_card
 from training import checkpoint as ckpt
-from training.card import read_card, sha256_file, staged_model_dir, version_of, write_card
 from training.models import build_model
 
 PARITY_MIN = 0.999  # share of argmax pixels on which ONNX Runtime and torch must agree
@@ -127,7 +127,7 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, cfg: dict, images: lis
     random image, which exercises every weight but not realistic decision margins.
     """
     import onnxruntime as ort
-    from training.preprocessing import to_input
+    from models.preprocessing import to_input
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     if not images:

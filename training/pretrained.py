@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.card import sha256_file
+from models.card import sha256_file
 
 if TYPE_CHECKING:  # torch loads only when weights do: TrainConfig checks names on torch-free servers
     import torch

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training.card import ModelDirError, read_card, staged_model_dir, write_card
+from models.card import ModelDirError, read_card, staged_model_dir, write_card
+from models.images import decode_image
+from models.preprocessing import input_size, logits_to_labels, to_input
+from models.taxonomy import Taxonomy
 from training.dataset import DatasetFolder, Sample, load_samples, scan_dataset
-from training.images import decode_image
 from training.metrics import confusion, scores
-from training.preprocessing import input_size, logits_to_labels, to_input
-from training.taxonomy import Taxonomy
 
 MAX_MIOU_DROP = 0.005   # largest val mIoU loss accepted for the int8 copy
 MIN_AGREEMENT = 0.99    # least share of val pixels labelled as the fp32 model labels them

@@ -23,18 +23,18 @@ from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from models.card import read_card
+from models.preprocessing import input_size, logits_to_labels, single_threaded_cv2, to_input
+from models.taxonomy import load_taxonomy
 from training import checkpoint as ckpt
 from training.augment import IGNORE
-from training.card import read_card
 from training.config import TrainConfig
 from training.data import AugmentedSegmentation, epoch_sampler, repeat_factors, seed_worker
 from training.dataset import load_samples, scan_dataset
 from training.metrics import confusion, scores
 from training.models import build_initialised, build_model, count_parameters
 from training.plots import plot_confusion, plot_history
-from training.preprocessing import input_size, logits_to_labels, to_input
 from training.pseudo_label import load_pseudo_pairs
-from training.taxonomy import load_taxonomy
 
 
 def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | None = None,
@@ -44,6 +44,7 @@ def train(data_dir: Path, out_dir: Path, cfg: TrainConfig, init_model: Path | No
     `on_epoch(record)` (rank 0) gets each epoch's history record once its checkpoints are written, so a
     caller can report progress or stop a single-process run by raising; it resumes from `out_dir/last`.
     """
+    single_threaded_cv2()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
     if distributed:

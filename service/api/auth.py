@@ -1,4 +1,5 @@
-"""API tokens: every route that writes or administers needs one; reads too unless read_open.
+"""API tokens: every route that writes or administers needs one; reads too unless read_open; and the
+Label Studio routes' own HTTP Basic credentials when they are set.
 
 A token comes as `Authorization: Bearer T`, `X-API-Token: T`, or the password of HTTP Basic (what
 Label Studio sends to an ML backend). Tokens are compared in constant time against every configured one.
@@ -63,3 +64,23 @@ def require_write(request: Request) -> None:
 
 def require_read(request: Request) -> None:
     check_access(request, write=False)
+
+
+def require_labelstudio(request: Request) -> None:
+    """HTTP Basic on every LS route when labelstudio_basic_user/pass are set (LS: auth_method BASIC_AUTH)."""
+    s = request.app.state.settings
+    if s.labelstudio_basic_user is None:
+        return
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    ok = False
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user = password = ""
+        # Both compared, always: the time taken does not tell which one was wrong.
+        ok = hmac.compare_digest(user.encode(), s.labelstudio_basic_user.encode()) \
+            & hmac.compare_digest(password.encode(), s.labelstudio_basic_pass.encode())
+    if not ok:
+        raise HTTPException(401, "Label Studio routes need HTTP Basic auth (register the backend with auth_method "
+                                 "BASIC_AUTH)", headers={"WWW-Authenticate": 'Basic realm="tailor-labelstudio"'})

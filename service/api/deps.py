@@ -1,20 +1,36 @@
-"""Dependencies, declared once as Annotated aliases and reused by every route.
+"""Dependencies, declared once as Annotated aliases and reused by every route, and reading a multipart form.
 
 They read what the lifespan put on app.state; a route that needs the model gets a 503 (with
 Retry-After) while the model is still loading, and a predict slot is refused at once when saturated.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.datastructures import FormData
+from sqlalchemy.orm import Session
 
-from service.engine import Engine, Saturated
-from service.inference import Predictor
-from service.jobs import JobStore
-from service.metrics import Metrics
+from service.api.auth import require_read, require_write
+from service.api.metrics import Metrics
+from service.drafting.engine import Engine
+from service.drafting.errors import Saturated
+from service.integrations.labelstudio_client import Connections
 from service.settings import Settings
+from service.store import FileStore, Store
+
+
+async def read_form(request: Request, **limits) -> FormData:
+    """The multipart form with starlette's limits (max_files, max_fields, max_part_size); a body it
+    cannot parse is the client's mistake (400), and the size limit's own 413 passes through."""
+    try:
+        return await request.form(**limits)
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(400, f"malformed multipart body ({exc})") from None
 
 
 def get_settings(request: Request) -> Settings:
@@ -32,19 +48,18 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_predictor(engine: Annotated[Engine, Depends(get_engine)]) -> Predictor:
-    return engine.predictor
-
-
-def get_jobs(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> JobStore:
-    return request.app.state.jobs
+async def get_connections(request: Request) -> Connections:
+    state = request.app.state
+    conns = getattr(state, "labelstudio", None)
+    if conns is None:  # created in the loop, on first use (no await between the check and the set)
+        conns = state.labelstudio = Connections(state.settings)
+    return conns
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
-JobsDep = Annotated[JobStore, Depends(get_jobs)]
+ConnectionsDep = Annotated[Connections, Depends(get_connections)]  # Label Studio instances, per project
 
 
 async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> AsyncIterator[None]:
@@ -65,15 +80,6 @@ PredictSlot = Annotated[None, Depends(predict_slot)]
 
 
 # -- store and access -----------------------------------------------------------------------------
-from dataclasses import dataclass  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-from sqlalchemy.orm import Session  # noqa: E402
-
-from service.api.auth import require_read, require_write  # noqa: E402
-from service.store import FileStore, Store  # noqa: E402
-
-
 @dataclass
 class StoreSession:
     """One database session per request, plus the content-addressed file area."""

@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 
-from service.logs import request_id
+from service.api.logs import request_id
 
 HEADER = "X-Request-ID"
 access_log = logging.getLogger("tailor.access")

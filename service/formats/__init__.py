@@ -13,7 +13,8 @@ import numpy as np
 from service.formats import coco_rle, cvat, ls_brush, png, polygons
 from service.formats._runs import LabelLayers, as_layers
 
-__all__ = ["FORMATS", "FormatFn", "LabelLayers", "UnknownFormatError", "as_layers", "encode", "get_format"]
+__all__ = ["FORMATS", "FormatFn", "LabelLayers", "UnknownFormatError", "as_layers", "encode", "get_format",
+           "parse_formats"]
 
 # A label map or its LabelLayers (pass LabelLayers to share masks and runs across several formats).
 FormatFn = Callable[[np.ndarray | LabelLayers, Sequence[str], Mapping[str, Any] | None], dict[str, Any]]
@@ -95,3 +96,19 @@ def encode(name: str, label_map: np.ndarray, class_names: Sequence[str],
            options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """{class name: payload} of every non-background class present, in format name."""
     return get_format(name)(label_map, class_names, options)
+
+
+def parse_formats(value: str | Sequence[str] | None) -> list[str]:
+    """'png, coco_rle' or ['png', 'coco_rle'] -> ['png', 'coco_rle']; unknown names raise UnknownFormatError."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    names: list[str] = []
+    for raw in parts:
+        name = raw.strip().lower()
+        if not name:
+            continue
+        get_format(name)  # raises UnknownFormatError listing the known names
+        if name not in names:
+            names.append(name)
+    return names

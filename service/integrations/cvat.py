@@ -6,7 +6,6 @@ one mask shape per class present (service.formats.cvat), or polygons when CVAT a
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 
 import httpx
@@ -18,12 +17,16 @@ try:
 except ImportError as exc:  # not a serving dependency: only the CVAT side (cvat-cli, an agent) needs it
     raise ImportError("service.integrations.cvat needs cvat-sdk: pip install cvat-sdk") from exc
 
+from models.images import encode_png
+from models.taxonomy import Taxonomy
+from service.drafting.answer import class_summaries, output_classes
+from service.drafting.engine import Engine
+from service.drafting.left_right import split_taxonomy
+from service.drafting.predictor import Predictor
 from service.formats import cvat as cvat_format
 from service.formats import png as png_format
 from service.formats import polygons
-from service.qa.left_right import split_taxonomy
-from service.results import class_summaries, output_classes
-from training.taxonomy import Taxonomy
+from service.settings import DEFAULT_MODEL_DIR, Settings
 
 __all__ = ["GarmentMasks", "create"]
 
@@ -31,7 +34,7 @@ __all__ = ["GarmentMasks", "create"]
 class GarmentMasks:
     """Masks (or polygons) of every taxonomy class present in a photo; label ids are class ids.
 
-    Give exactly one source: `predictor` (a loaded service.inference.Predictor), `model_dir` (loaded here),
+    Give exactly one source: `predictor` (a loaded service.drafting.predictor.Predictor), `model_dir` (loaded here),
     `base_url` of a running Tailor service, or an httpx `client` whose base URL is one (tests: TestClient).
     `token` is sent as a Bearer token to a service that needs one. With `left_right`, paired classes are
     split into `<name>_left` / `<name>_right` labels: the person's own sides (their left is on the image's right).
@@ -45,10 +48,12 @@ class GarmentMasks:
         if len(given) != 1:
             raise ValueError("give exactly one of predictor, model_dir, base_url or client")
         if model_dir:
-            from service.inference import Predictor
-
             predictor = Predictor(model_dir, backend, threads)
         self.predictor = predictor
+        # A local model drafts through the same engine as the service: the same size limits, max_side cap
+        # and pixel budget, from the settings of this machine (TAILOR_* variables).
+        self.engine = Engine(predictor, Settings(model_dir=predictor.model_dir, backend=backend, threads=threads)) \
+            if predictor is not None else None
         self.tolerance = float(polygon_tolerance)
         self.left_right = bool(left_right)
         self.client = client
@@ -84,15 +89,14 @@ class GarmentMasks:
 
     def label_map(self, image: PIL.Image.Image) -> tuple[np.ndarray, dict[int, float]]:
         """(H, W) class ids and {class id: score (mean confidence)} for one photo."""
-        rgb = np.asarray(image.convert("RGB"))
-        if self.predictor is not None:
-            pred = self.predictor.predict(rgb)
-            labels, classes = output_classes(pred.labels, self.predictor.taxonomy, self.left_right)
-            return labels, {e["id"]: e["score"] for e in class_summaries(labels, pred.confidence, classes)}
-        buf = io.BytesIO()
-        PIL.Image.fromarray(rgb).save(buf, format="PNG", compress_level=1)  # lossless: the same pixels
+        # The frame goes to the model as a lossless PNG, the same bytes whether drafted here or by a service.
+        frame = encode_png(np.asarray(image.convert("RGB")))
+        if self.engine is not None:
+            with self.engine.draft(frame, "frame.png") as d:
+                labels, classes = output_classes(d.labels, d.taxonomy, self.left_right)
+                return labels, {e["id"]: e["score"] for e in class_summaries(labels, d.confidence, classes)}
         r = self.client.post("/v1/predict", params={"formats": "png", "left_right": str(self.left_right).lower()},
-                             files={"image": ("frame.png", buf.getvalue(), "image/png")})
+                             files={"image": ("frame.png", frame, "image/png")})
         r.raise_for_status()
         body = r.json()
         labels = png_format.decode(base64.b64decode(body["label_map_png"]))
@@ -122,8 +126,6 @@ def create(base_url: str = "", model_dir: str = "", token: str = "", polygon_tol
     (or `-p model_dir=str:models/default` to run the model in the cli's own process; `-p left_right=bool:true`
     for `<name>_left` / `<name>_right` labels of paired classes)."""
     if not base_url and not model_dir:
-        from service.settings import DEFAULT_MODEL_DIR
-
         model_dir = str(DEFAULT_MODEL_DIR)
     return GarmentMasks(base_url=base_url or None, model_dir=model_dir or None, token=token or None,
                         polygon_tolerance=polygon_tolerance, left_right=left_right)

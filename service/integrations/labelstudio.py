@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from models.taxonomy import Taxonomy
 from service.formats import ls_brush, polygons
-from training.taxonomy import Taxonomy
+from service.store import queue
+from service.store.db import store_from_settings
 
 log = logging.getLogger("tailor.labelstudio")
 
@@ -259,9 +261,6 @@ def queue_retrain(reason: str, *, settings, details: Mapping | None = None, stor
     Every request is also one JSON line in DATA_DIR/retrain-requests.jsonl, so who asked stays on record
     even when several requests share one job. `store` defaults to a connection opened from settings.
     """
-    from service.store import queue
-    from service.store.db import store_from_settings
-
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": reason,
               "details": dict(details or {})}
     own = store is None

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from service.api.inputs import InputError, fetch_url
+from service.drafting.errors import PhotoRejected
+from service.drafting.fetch import fetch_url
 
 __all__ = ["Connection", "Connections", "ImageUnavailable"]
 _ACCESS_TTL_S = 240.0  # LS access JWTs live 5 minutes; refresh a little before
@@ -129,9 +130,9 @@ class Connections:
         extra = (conn.trusted_host,) if ls_origin and conn.trusted_host else ()
         try:
             return await fetch_url(url, self.settings, headers=headers, extra_hosts=extra)
-        except InputError as exc:
-            hint = " (is the LS token right?)" if "HTTP 401" in str(exc.detail) else ""
-            raise ImageUnavailable(f"{url}: {exc.detail}{hint}") from None
+        except PhotoRejected as exc:
+            hint = " (is the LS token right?)" if "HTTP 401" in str(exc) else ""
+            raise ImageUnavailable(f"{url}: {exc}{hint}") from None
 
     async def get_json(self, path: str, conn: Connection) -> dict:
         """GET an LS API path (e.g. /api/predictions/5) with the token; ValueError on any failure."""

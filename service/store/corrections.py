@@ -5,7 +5,6 @@ files are renamed into place; on any failure the row is rolled back and the stag
 """
 from __future__ import annotations
 
-import io
 from datetime import datetime
 
 import numpy as np
@@ -13,15 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.store.files import FileStore, Staged, sha256_bytes
+from models.images import ImageDecodeError, decode_image, encode_png, read_label_map
+from models.taxonomy import Taxonomy
+from service.store.files import FileStore, sha256_bytes
+from service.store.images import stored_image
 from service.store.tables import SOURCES, STATUSES, Correction, Image, utcnow
-from training.images import ImageDecodeError, decode_image, encode_png
-from training.taxonomy import Taxonomy
 
 __all__ = ["CorrectionError", "CorrectionNotFound", "save_correction", "get_correction", "find_by_external_id",
-           "list_corrections", "count_corrections", "review", "delete_correction", "load_label_map",
-           "export_approved"]
-_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
+           "list_corrections", "count_corrections", "review", "delete_correction", "load_label_map"]
 
 
 class CorrectionError(ValueError):
@@ -46,13 +44,6 @@ def _check_labels(name: str, labels, shape: tuple[int, int], taxonomy: Taxonomy)
         raise CorrectionError(f"{name} has class ids {[int(b) for b in bad[:10]]} outside taxonomy {taxonomy.tag} "
                               f"(0..{taxonomy.num_classes - 1})")
     return arr.astype(np.uint8, copy=False)
-
-
-def image_suffix(data: bytes) -> str:
-    from PIL import Image as PILImage
-
-    with PILImage.open(io.BytesIO(data)) as img:
-        return _SUFFIX.get(img.format or "", ".img")
 
 
 def save_correction(session: Session, files: FileStore, *, image_bytes: bytes | None = None,
@@ -93,49 +84,38 @@ def save_correction(session: Session, files: FileStore, *, image_bytes: bytes | 
     classes = [int(c) for c in np.unique(labels)]
 
     for attempt in range(2):  # a second try only when another writer stored the same image at the same moment
-        staged: list[Staged] = []
         try:
-            image = session.get(Image, sha)
-            if image is None:
-                if image_bytes is None:
+            with files.transaction(session) as staged:
+                if image_bytes is None and session.get(Image, sha) is None:
                     raise CorrectionError(f"no stored image with sha256 {sha}")
-                st = files.stage("images", image_bytes, image_suffix(image_bytes))
-                staged.append(st)
-                image = Image(sha256=sha, width=shape[1], height=shape[0], path=st.rel, bytes=len(image_bytes))
-                session.add(image)
-            mask = files.stage("masks", mask_png, ".png")
-            staged.append(mask)
-            dmask = files.stage("masks", draft_png, ".png") if draft_png is not None else None
-            if dmask is not None:
-                staged.append(dmask)
-            row = find_by_external_id(session, source, external_id) if external_id else None
-            if row is None:
-                row = Correction(source=source, external_id=external_id, image=image, created_at=utcnow())
-                session.add(row)
-            elif row.image_sha256 != sha:
-                raise CorrectionError(f"{source} annotation {external_id!r} belongs to image {row.image_sha256}, "
-                                      f"not {sha}")
-            row.mask_sha256, row.mask_path, row.classes = mask.sha256, mask.rel, classes
-            row.taxonomy, row.annotator, row.notes, row.status = taxonomy.tag, annotator, notes, status
-            row.updated_at = utcnow()
-            # A changed label map needs a fresh review.
-            row.reviewer = row.reviewed_at = row.review_notes = None
-            if dmask is not None or draft_model_version is not None:
-                row.draft_model_version = draft_model_version
-                row.draft_mask_sha256 = dmask.sha256 if dmask else None
-                row.draft_mask_path = dmask.rel if dmask else None
-                row.draft_changed_fraction = changed
-            session.commit()
+                image = stored_image(session, files, staged, sha, image_bytes, shape)
+                mask = files.stage("masks", mask_png, ".png")
+                staged.append(mask)
+                dmask = files.stage("masks", draft_png, ".png") if draft_png is not None else None
+                if dmask is not None:
+                    staged.append(dmask)
+                row = find_by_external_id(session, source, external_id) if external_id else None
+                if row is None:
+                    row = Correction(source=source, external_id=external_id, image=image, created_at=utcnow())
+                    session.add(row)
+                elif row.image_sha256 != sha:
+                    raise CorrectionError(f"{source} annotation {external_id!r} belongs to image "
+                                          f"{row.image_sha256}, not {sha}")
+                row.mask_sha256, row.mask_path, row.classes = mask.sha256, mask.rel, classes
+                row.taxonomy, row.annotator, row.notes, row.status = taxonomy.tag, annotator, notes, status
+                row.updated_at = utcnow()
+                # A changed label map needs a fresh review.
+                row.reviewer = row.reviewed_at = row.review_notes = None
+                if dmask is not None or draft_model_version is not None:
+                    row.draft_model_version = draft_model_version
+                    row.draft_mask_sha256 = dmask.sha256 if dmask else None
+                    row.draft_mask_path = dmask.rel if dmask else None
+                    row.draft_changed_fraction = changed
+                session.commit()
         except IntegrityError:
-            files.abandon(session, staged)
             if attempt == 0:
                 continue
             raise CorrectionError("the correction conflicts with one stored at the same moment; retry") from None
-        except BaseException:
-            files.abandon(session, staged)
-            raise
-        for st in staged:
-            files.publish(st)
         return row
     raise AssertionError("unreachable")
 
@@ -203,13 +183,5 @@ def delete_correction(session: Session, correction_id: int) -> None:
 
 
 def load_label_map(files: FileStore, correction: Correction, draft: bool = False) -> np.ndarray | None:
-    from training.images import read_label_map
-
     rel = correction.draft_mask_path if draft else correction.mask_path
     return read_label_map(files.path(rel)) if rel else None
-
-
-# The export lives in its own module to keep this one short; re-exported here as part of the store API.
-from service.store.export import ExportResult, export_approved  # noqa: E402
-
-__all__ += ["ExportResult"]

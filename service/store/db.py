@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,8 +45,6 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(url: str, engine: Engine | None = None):
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Passed as attributes, not main options: configparser would choke on '%' in a password.
@@ -55,9 +56,6 @@ def alembic_config(url: str, engine: Engine | None = None):
 
 def upgrade_to_head(url: str, engine: Engine | None = None) -> str:
     """Apply every pending migration; returns the revision the database is now at."""
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-
     own = engine is None
     engine = engine or make_engine(url)
     try:

@@ -16,9 +16,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.taxonomy import Taxonomy
+from service.store.corrections import CorrectionError
 from service.store.files import FileStore
 from service.store.tables import Correction, utcnow
-from training.taxonomy import Taxonomy
 
 
 @dataclass
@@ -29,10 +30,6 @@ class ExportResult:
     skipped_other_taxonomy: int = 0     # approved, but drawn in another taxonomy (or version of it)
     superseded: int = 0                 # an image with several approved corrections keeps the latest
 
-    def to_dict(self) -> dict:
-        return {"path": str(self.path), "images": self.images, "corrections": self.corrections,
-                "skipped_other_taxonomy": self.skipped_other_taxonomy, "superseded": self.superseded}
-
 
 def export_approved(session: Session, files: FileStore, dest_dir: Path | str, taxonomy: Taxonomy,
                     overwrite: bool = False, include: Callable[[str], bool] | None = None) -> ExportResult:
@@ -40,8 +37,6 @@ def export_approved(session: Session, files: FileStore, dest_dir: Path | str, ta
 
     `include(image_sha256)`, when given, picks the photos to write (retraining splits off its evaluation set).
     """
-    from service.store.corrections import CorrectionError
-
     dest = Path(dest_dir)
     if dest.exists() and not overwrite:
         raise CorrectionError(f"{dest} already exists; choose a new folder")

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +79,20 @@ class FileStore:
         for st in staged:
             self.discard(st)
 
+    @contextmanager
+    def transaction(self, session) -> Iterator[list[Staged]]:
+        """Files staged for one database transaction (append them to the yielded list): when the block
+        raises, the session is rolled back and they are removed; when it ends (after its commit), they are
+        renamed into place. Every write of rows that name files goes through here."""
+        staged: list[Staged] = []
+        try:
+            yield staged
+        except BaseException:
+            self.abandon(session, staged)
+            raise
+        for st in staged:
+            self.publish(st)
+
     def read(self, rel: str) -> bytes:
         return self.path(rel).read_bytes()
 
@@ -84,8 +101,6 @@ class FileStore:
 
         Only old ones: another process (the CLI, a worker) may be staging files right now.
         """
-        import time
-
         removed, cutoff = 0, time.time() - older_than_s
         for kind in KINDS:
             base = self.root / kind

@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.card import ModelDirError, read_card
 from service.store.tables import MODEL_STATUSES, CurrentModel, ModelActivation, ModelVersion, utcnow
-from training.card import ModelDirError, read_card
 
 
 class ModelStoreError(ValueError):

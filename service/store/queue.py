@@ -25,33 +25,15 @@ class JobNotFound(LookupError):
     pass
 
 
-def job_dict(job: Job) -> dict:
-    def iso(t: datetime | None) -> str | None:
-        return t.isoformat() if t else None
-
-    return {"id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
-            "attempts": job.attempts, "max_attempts": job.max_attempts, "worker": job.worker,
-            "heartbeat_at": iso(job.heartbeat_at), "cancel_requested": job.cancel_requested,
-            "progress": job.progress, "result": job.result, "error": job.error,
-            "requested_by": job.requested_by, "reason": job.reason, "created_at": iso(job.created_at),
-            "started_at": iso(job.started_at), "finished_at": iso(job.finished_at)}
-
-
-def promotion_dict(p: Promotion) -> dict:
-    return {"id": p.id, "job_id": p.job_id, "candidate": p.candidate, "baseline": p.baseline,
-            "decision": p.decision, "reason": p.reason, "candidate_metrics": p.candidate_metrics,
-            "baseline_metrics": p.baseline_metrics, "eval_images": p.eval_images,
-            "eval_fingerprint": p.eval_fingerprint, "at": p.at.isoformat()}
-
-
 def enqueue(session: Session, kind: str, params: dict | None = None, *, max_attempts: int = 2,
-            requested_by: str | None = None, reason: str | None = None) -> Job:
+            requested_by: str | None = None, reason: str | None = None, progress: dict | None = None) -> Job:
+    """Queue a job; `progress` is what it shows before it starts (a batch: its photo count)."""
     if kind not in JOB_KINDS:
         raise JobError(f"kind must be one of {list(JOB_KINDS)}, got {kind!r}")
     if max_attempts < 1:
         raise JobError("max_attempts must be at least 1")
     job = Job(kind=kind, params=dict(params or {}), status="queued", attempts=0, max_attempts=max_attempts,
-              cancel_requested=False, progress={}, requested_by=requested_by, reason=reason, created_at=utcnow())
+              cancel_requested=False, progress=dict(progress or {}), requested_by=requested_by, reason=reason, created_at=utcnow())
     session.add(job)
     session.commit()
     return job

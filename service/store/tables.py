@@ -21,6 +21,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def columns(row: "Base") -> dict[str, Any]:
+    """A row's columns by name, times as ISO 8601 text: what JSON (a job's result) and the API's models take."""
+    values = {c.key: getattr(row, c.key) for c in row.__table__.columns}
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
 class UTCDateTime(TypeDecorator):
     """Aware UTC datetimes in and out; SQLite would otherwise hand back naive ones."""
 

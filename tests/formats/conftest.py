@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.images import read_label_map
-from training.taxonomy import load_taxonomy
+from models.images import read_label_map
+from models.taxonomy import load_taxonomy
 
 CCP_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ccp"
 SAMPLE_SIZE = 6  # evenly spread masks: enough variety (holes, thin straps, many classes), still fast

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from models.taxonomy import load_taxonomy
+from service.drafting.answer import class_summaries
 from service.formats import FORMATS, LabelLayers, coco_rle, ls_brush, png, polygons
 from service.formats._runs import bounding_box, class_mask, value_runs
-from service.results import class_summaries
-from training.taxonomy import load_taxonomy
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2), (5, 3), (33, 17)]
 
@@ -137,7 +137,7 @@ def test_class_summaries_equal_per_pixel_sums(fashion_masks):
 def test_class_summaries_of_a_large_photo_sum_a_chunk_at_a_time(fashion_masks, monkeypatch):
     """Past _SUM_CHUNK pixels the per-run sums are taken a chunk at a time (and a run longer than a chunk
     in pieces), so a huge photo needs no float64 copy of its confidence: the same areas and scores."""
-    import service.results as results
+    import service.drafting.answer as results
 
     taxonomy = load_taxonomy("fashion-13")
     rng = np.random.default_rng(3)

@@ -19,7 +19,7 @@ DEFAULT_MODEL = REPO / "models" / "default"
 def job_settings(tmp: Path, **overrides):
     from service.settings import Settings
 
-    values = {"data_dir": tmp / "data", "jobs_dir": tmp / "jobs", "model_dir": DEFAULT_MODEL, "threads": 1,
+    values = {"data_dir": tmp / "data", "model_dir": DEFAULT_MODEL, "threads": 1,
               "warmup": False, "worker_poll_s": 0.2, "worker_heartbeat_s": 0.5, "worker_stale_s": 5.0,
               "worker_nice": 0, "model_poll_s": 0, **overrides}
     return Settings(_env_file=None, **values)
@@ -51,9 +51,9 @@ def seed_model(store, settings, model_dir: Path) -> str:
 
 def approve_predictions(store, model_dir: Path, images: list[Path]) -> list[str]:
     """Store each photo with the model's own prediction as an approved correction; returns image sha256s."""
-    from service.inference import Predictor
+    from models.images import decode_image
+    from service.drafting.predictor import Predictor
     from service.store.corrections import save_correction
-    from training.images import decode_image
 
     predictor = Predictor(model_dir, backend="onnx", threads=1)
     shas = []

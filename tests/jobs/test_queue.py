@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
+from service.jobs.worker import Worker
 from service.store import queue
 from service.store.db import store_from_settings
 from service.store.tables import utcnow
-from service.worker import Worker
 
 
 def _race(settings, workers: int, rounds_until_empty: bool) -> list[list[int]]:
@@ -166,7 +166,8 @@ def test_a_stop_signal_gives_the_job_back_even_inside_an_extension(store, settin
     import threading
     import time
 
-    from service.worker import WorkerStopping, stop_on_signals
+    from service.jobs.context import WorkerStopping
+    from service.jobs.worker import stop_on_signals
 
     def interrupted(ctx):
         try:

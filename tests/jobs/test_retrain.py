@@ -10,12 +10,13 @@ import json
 
 import pytest
 
-from service.promotion import decide, eval_bucket, export_eval_set, in_eval_set, judge
+from service.jobs.promotion import decide, eval_bucket, export_eval_set, in_eval_set, judge
+from service.jobs.worker import Worker
 from service.store import queue
 from service.store.models_registry import current_version, get_model, register_model
-from service.worker import Worker
+from service.store.tables import columns
 from tests.jobs.conftest import approve_predictions, job_settings, seed_model
-from training.taxonomy import load_taxonomy
+from models.taxonomy import load_taxonomy
 
 
 @pytest.fixture
@@ -33,8 +34,8 @@ def world(tmp_path, tiny_model, tiny_data):
 
 
 def _export(run_dir, out, photos_dir):
+    from models.images import decode_image
     from training.export import export_model
-    from training.images import decode_image
 
     photo = sorted(photos_dir.glob("*.jpg"))[0]
     return export_model(run_dir / "best", out, parity_images=[decode_image(photo)])
@@ -67,7 +68,7 @@ def test_gate_refuses_a_worse_candidate_and_promotes_an_equal_one(world, tiny_ru
 
     settings, store, tiny_version, shas = world
     # One optimiser step from random weights: a candidate that is surely worse.
-    cfg = TrainConfig.from_file(None, **{**TINY_CONFIG, "epochs": 1, "max_steps": 1})
+    cfg = TrainConfig.from_dict({**TINY_CONFIG, "epochs": 1, "max_steps": 1})
     train(tiny_data, tmp_path / "bad-run", cfg, log=lambda *_: None)
     bad = _export(tmp_path / "bad-run", tmp_path / "bad", tiny_data / "images")
     same = _export(tiny_run, tmp_path / "same", tiny_data / "images")  # the tiny weights, a new version
@@ -88,7 +89,7 @@ def test_gate_refuses_a_worse_candidate_and_promotes_an_equal_one(world, tiny_ru
     assert promoted["candidate_metrics"]["miou"] == pytest.approx(promoted["baseline_metrics"]["miou"])
     with store.session() as s:
         assert current_version(s) == same["version"]
-        recorded = [queue.promotion_dict(p) for p in queue.list_promotions(s)]
+        recorded = [columns(p) for p in queue.list_promotions(s)]
     assert [p["decision"] for p in recorded] == ["promoted", "refused"]
     assert recorded[0]["eval_fingerprint"] == recorded[1]["eval_fingerprint"]  # the same fixed set
 
@@ -98,12 +99,12 @@ def test_retrain_job_end_to_end(world):
     with store.session() as s:
         job_id = queue.enqueue_retrain(s, reason="test")[0].id
     seen = []
-    from service.retrain import prepare_data
+    from service.jobs.retrain import prepare_data
 
     def spy(ctx):  # the real handler, after checking the training folder it will use
         data, info = prepare_data(ctx, load_taxonomy("fashion-13"), True)
         seen.append(json.loads((data / "manifest.json").read_text()))
-        from service.retrain import run_retrain
+        from service.jobs.retrain import run_retrain
         return run_retrain(ctx)
 
     Worker(store, settings, "w", handlers={"retrain": spy}).run_forever(idle_exit=True)
@@ -147,9 +148,9 @@ def test_a_retry_after_registering_reuses_the_candidate(world, monkeypatch):
     exporting the model again (an export's card could differ, making a second candidate)."""
     import training.export
 
-    from service.retrain import run_retrain
+    from service.jobs.context import JobLost
+    from service.jobs.retrain import run_retrain
     from service.store.models_registry import list_models
-    from service.worker import JobLost
 
     settings, store, tiny_version, _ = world
     with store.session() as s:

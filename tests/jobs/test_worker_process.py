@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from service.jobs.supervisor import WorkerSupervisor, settings_env
 from service.store import queue
-from service.supervisor import WorkerSupervisor, settings_env
 from tests.jobs.conftest import DEFAULT_MODEL, REPO, job_settings, seed_model
 
 CCP = REPO.parent / "shared" / "data" / "ccp"

@@ -11,7 +11,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from training.images import read_label_map  # noqa: E402
+from models.images import read_label_map  # noqa: E402
 
 from tests.conftest import CCP  # noqa: E402
 

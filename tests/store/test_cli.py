@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from models.card import read_card
 from service.cli import app
-from training.card import read_card
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
 

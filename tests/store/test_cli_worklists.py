@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from tests.conftest import CCP
-from training.images import encode_png, read_label_map
+from models.images import encode_png, read_label_map
 
 IDS = ["0001", "0002", "0003", "0004"]
 

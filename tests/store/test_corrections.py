@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from service.store import corrections as api
+from service.store.export import export_approved
 from service.store.tables import utcnow
 from tests.store.helpers import snapshot
 
@@ -159,7 +160,7 @@ def test_export_is_a_dataset_train_reads(store, tax, ccp_pair, tmp_path):
     from training.dataset import load_pair, scan_dataset
 
     with store.session() as s, pytest.raises(api.CorrectionError, match="no approved"):
-        api.export_approved(s, store.files, tmp_path / "none", tax)
+        export_approved(s, store.files, tmp_path / "none", tax)
     assert not (tmp_path / "none").exists()
     made = []
     for image_id in ("0001", "0002", "0003"):
@@ -171,7 +172,7 @@ def test_export_is_a_dataset_train_reads(store, tax, ccp_pair, tmp_path):
         api.review(s, older, "approved", "rev")
         for cid, _ in made[:2]:
             api.review(s, cid, "approved", "rev")
-        result = api.export_approved(s, store.files, tmp_path / "export", tax)
+        result = export_approved(s, store.files, tmp_path / "export", tax)
     assert result.images == 2 and result.superseded == 1 and sorted(result.corrections) == [m[0] for m in made[:2]]
     folder = scan_dataset(tmp_path / "export")
     assert folder.labels == tax.names
@@ -186,4 +187,4 @@ def test_export_is_a_dataset_train_reads(store, tax, ccp_pair, tmp_path):
         np.testing.assert_array_equal(load_pair(sample, lut, len(folder.labels))[1], want[by_stem[sample.id]])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     with store.session() as s, pytest.raises(api.CorrectionError, match="exists"):
-        api.export_approved(s, store.files, tmp_path / "export", tax)
+        export_approved(s, store.files, tmp_path / "export", tax)

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import make_small_copy
+from models.taxonomy import load_taxonomy
 from training.dataset import DatasetError, load_samples, scan_dataset, split_bucket
-from training.taxonomy import load_taxonomy
 
 TAX = load_taxonomy("fashion-13")
 

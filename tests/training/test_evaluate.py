@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.evaluate import evaluate
-from service.inference import Predictor
+from service.drafting.predictor import Predictor
+from service.jobs.evaluate import evaluate
 from tests.conftest import REPO
-from training.images import decode_image
+from models.images import decode_image
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.card import ModelDirError, read_card, sha256_file
+from models.card import ModelDirError, read_card, sha256_file
+from models.images import decode_image
+from models.preprocessing import to_input
 from training.export import export_model
-from training.images import decode_image
 from training.models import build_model
-from training.preprocessing import to_input
 
 
 def test_card_describes_the_model(tiny_model, tiny_run):

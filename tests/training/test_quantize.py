@@ -10,9 +10,9 @@ import onnx
 import pytest
 from tests.conftest import DEFAULT_MODEL, make_small_copy
 
-from training.card import ModelDirError, read_card, sha256_file
+from models.card import ModelDirError, read_card, sha256_file
+from models.images import decode_image
 from training.dataset import split_bucket
-from training.images import decode_image
 from training.quantize import QuantizationRejected, quantize_model
 
 
@@ -49,7 +49,7 @@ def test_int8_card_describes_the_copy(int8_model):
 
 def test_card_scores_are_what_evaluate_measures(int8_model, ccp_sample, tmp_path):
     """The card's val mIoU is reproduced by `tailor evaluate` on the val photos alone, through the predictor."""
-    from service.evaluate import evaluate
+    from service.jobs.evaluate import evaluate
 
     out, card = int8_model, read_card(int8_model)
     val_only = tmp_path / "val"
@@ -66,7 +66,7 @@ def test_card_scores_are_what_evaluate_measures(int8_model, ccp_sample, tmp_path
 
 
 def test_int8_predictor_draws_the_fp32_masks(int8_model, ccp):
-    from service.inference import Predictor
+    from service.drafting.predictor import Predictor
 
     fp32, int8 = Predictor(DEFAULT_MODEL, backend="onnx"), Predictor(int8_model, backend="onnx")
     for i in ("0003", "0100"):
@@ -79,10 +79,10 @@ def test_int8_predictor_draws_the_fp32_masks(int8_model, ccp):
 def test_the_service_serves_the_int8_copy(int8_model, ccp, tmp_path):
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
     from service.settings import Settings
 
-    settings = Settings(_env_file=None, model_dir=int8_model, jobs_dir=tmp_path / "jobs", data_dir=tmp_path / "data",
+    settings = Settings(_env_file=None, model_dir=int8_model, data_dir=tmp_path / "data",
                         threads=1, backend="onnx", start_worker=False)
     with TestClient(create_app(settings)) as c:
         info = c.get("/v1/models/current").json()

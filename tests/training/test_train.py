@@ -93,7 +93,7 @@ def test_optimizer_state_round_trips(tiny_run, tiny_config_file):
 
 
 def test_fine_tune_from_model_dir_records_parent(tiny_model, tiny_data, tiny_config_file, tmp_path):
-    from training.card import read_card
+    from models.card import read_card
 
     cfg = TrainConfig.from_file(tiny_config_file, epochs=1, max_steps=1)
     state = train(tiny_data, tmp_path / "ft", cfg, init_model=tiny_model, log=lambda *_: None)

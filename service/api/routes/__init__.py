@@ -1,6 +1,3 @@
-"""One module per resource: predict, batches, models, health (and /metrics).
-
-Each exposes `router`; service.app mounts them under /v1 (metrics at the root, where scrapers look).
+"""One module per resource: predict, batches, corrections, models, jobs, worklists, worklist_review, qa,
+health, labelstudio and metrics. Each exposes `router`; service.api.app mounts them (metrics at the root).
 """
-
-API_PREFIX = "/v1"  # in each router's own prefix, so route templates (metrics labels) are full paths

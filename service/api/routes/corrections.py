@@ -9,79 +9,35 @@ import base64
 import binascii
 import io
 import json
+import shutil
+import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from PIL import Image, UnidentifiedImageError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.inputs import read_form
-from service.api.routes import API_PREFIX
+from service.api import API_PREFIX
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
+from service.api.schemas.corrections import (CorrectionInfo, CorrectionJSON, CorrectionPage, Export, ExportRequest,
+                                             ReviewRequest)
+from service.formats import coco_rle
 from service.store import corrections as store_api
+from service.store.export import export_approved
+from service.store.queue import maybe_trigger_retrain
 from service.store.tables import Correction
 
 router = APIRouter(prefix=f"{API_PREFIX}/corrections", tags=["corrections"])
 _FIELDS = ("image_sha256", "rle", "annotator", "notes", "source", "external_id", "draft_model_version")
 
 
-class ReviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: str = Field(description="approved, rejected or submitted (reopen)")
-    reviewer: str
-    notes: str | None = None
-
-
-class ExportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    dest: str = Field(description="folder to create, relative to the server's export root")
-    overwrite: bool = False
-
-
-class CorrectionJSON(BaseModel):
-    """JSON upload: the image (base64 or sha256 of a stored one) and the mask (PNG base64 or per-class RLE)."""
-
-    model_config = ConfigDict(extra="forbid")
-    image_base64: str | None = None
-    image_sha256: str | None = None
-    mask_png_base64: str | None = None
-    rle: dict[str, dict[str, Any]] | None = Field(None, description="{class name: COCO RLE}")
-    draft_mask_png_base64: str | None = None
-    draft_model_version: str | None = None
-    annotator: str | None = None
-    notes: str | None = None
-    source: str = "rest"
-    external_id: str | None = None
-
-
-def correction_dict(c: Correction) -> dict:
-    base = f"{API_PREFIX}/corrections/{c.id}"
-    return {"id": c.id, "image_sha256": c.image_sha256, "width": c.image.width, "height": c.image.height,
-            "taxonomy": c.taxonomy, "classes": c.classes, "source": c.source, "external_id": c.external_id,
-            "annotator": c.annotator, "status": c.status, "reviewer": c.reviewer,
-            "reviewed_at": c.reviewed_at.isoformat() if c.reviewed_at else None, "notes": c.notes,
-            "review_notes": c.review_notes, "created_at": c.created_at.isoformat(),
-            "updated_at": c.updated_at.isoformat(), "draft_model_version": c.draft_model_version,
-            "draft_changed_fraction": c.draft_changed_fraction, "mask_url": f"{base}/mask.png",
-            "image_url": f"{base}/image", "draft_mask_url": f"{base}/draft.png" if c.draft_mask_path else None}
-
-
-def serving_taxonomy(request: Request):
-    """Corrections are stored in the taxonomy of the model being served."""
-    engine = getattr(request.app.state, "engine", None)
-    if engine is None:
-        raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
-    return engine.predictor.taxonomy
-
-
 def _png_label_map(data: bytes, what: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
@@ -95,8 +51,6 @@ def _png_label_map(data: bytes, what: str) -> np.ndarray:
 
 
 def _rle_label_map(rles: Any, taxonomy) -> np.ndarray:
-    from service.formats.coco_rle import decode
-
     if isinstance(rles, str):
         try:
             rles = json.loads(rles)
@@ -110,7 +64,7 @@ def _rle_label_map(rles: Any, taxonomy) -> np.ndarray:
             raise HTTPException(422, f"rle names class {name!r}, which taxonomy {taxonomy.tag} does not have "
                                      f"(classes: {taxonomy.names})")
         try:
-            mask = decode(rle)
+            mask = coco_rle.decode(rle)
         except (ValueError, TypeError) as exc:
             raise HTTPException(422, f"rle of class {name!r}: {exc}") from None
         if out is None:
@@ -166,11 +120,11 @@ async def _read_upload(request: Request, settings, taxonomy) -> dict:
     return {**args, **fields}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=CorrectionInfo)
 async def upload_correction(request: Request, response: Response, settings: SettingsDep, store: StoreDep,
-                            _auth: WriteAccess) -> dict:
+                            engine: EngineDep, _auth: WriteAccess) -> CorrectionInfo:
     """Store an annotator's label map for a photo (with the draft it corrected, if given)."""
-    taxonomy = serving_taxonomy(request)
+    taxonomy = engine.predictor.taxonomy  # corrections are stored in the serving model's taxonomy
     args = await _read_upload(request, settings, taxonomy)
     args.setdefault("source", "rest")
     try:
@@ -179,51 +133,48 @@ async def upload_correction(request: Request, response: Response, settings: Sett
     except store_api.CorrectionError as exc:
         raise HTTPException(422, str(exc)) from None
     response.headers["Location"] = f"{API_PREFIX}/corrections/{row.id}"
-    return correction_dict(row)
+    return CorrectionInfo.of(row)
 
 
-@router.get("")
+@router.get("", response_model=CorrectionPage)
 def list_corrections(store: StoreDep, _auth: ReadAccess,
                      status: Annotated[str | None, Query(description="submitted, approved, rejected")] = None,
                      source: Annotated[str | None, Query()] = None, annotator: Annotated[str | None, Query()] = None,
                      image: Annotated[str | None, Query(description="image sha256")] = None,
                      since: Annotated[datetime | None, Query(description="updated at or after (ISO 8601)")] = None,
                      offset: Annotated[int, Query(ge=0)] = 0,
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> CorrectionPage:
     """Corrections matching every filter given, by id; `total` counts all matches."""
     if since is not None and since.tzinfo is None:
         raise HTTPException(422, "since needs a timezone (e.g. 2026-01-31T12:00:00Z)")
     filters = {"status": status, "source": source, "annotator": annotator, "image": image, "since": since}
     items = store_api.list_corrections(store.session, offset=offset, limit=limit, **filters)
-    return {"total": store_api.count_corrections(store.session, **filters), "offset": offset, "limit": limit,
-            "items": [correction_dict(c) for c in items]}
+    return CorrectionPage(total=store_api.count_corrections(store.session, **filters), offset=offset, limit=limit,
+                          items=[CorrectionInfo.of(c) for c in items])
 
 
-@router.post("/export")
-def export(body: ExportRequest, request: Request, settings: SettingsDep, store: StoreDep, _auth: WriteAccess) -> dict:
+@router.post("/export", response_model=Export)
+def export(body: ExportRequest, settings: SettingsDep, store: StoreDep, engine: EngineDep,
+           _auth: WriteAccess) -> Export:
     """Write the approved set as a dataset folder under the export root (readable by `tailor train`)."""
     root = settings.export_dir.resolve()
     dest = (root / body.dest).resolve()
     if not body.dest.strip() or dest == root or not dest.is_relative_to(root):
         raise HTTPException(422, f"dest must be a folder name inside the export root, got {body.dest!r}")
     try:
-        result = store_api.export_approved(store.session, store.files, dest, serving_taxonomy(request),
+        result = export_approved(store.session, store.files, dest, engine.predictor.taxonomy,
                                            overwrite=body.overwrite)
     except store_api.CorrectionError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {**result.to_dict(), "path": str(dest.relative_to(root))}
+    return Export.of(result, str(dest.relative_to(root)))
 
 
 @router.get("/export.zip", response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}})
-def export_zip(request: Request, store: StoreDep, _auth: ReadAccess) -> FileResponse:
+def export_zip(store: StoreDep, engine: EngineDep, _auth: ReadAccess) -> FileResponse:
     """The approved set as a zip of images/, masks/, labels.txt and manifest.json."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     work = Path(tempfile.mkdtemp(prefix="tailor-export-"))
     try:
-        store_api.export_approved(store.session, store.files, work / "dataset", serving_taxonomy(request))
+        export_approved(store.session, store.files, work / "dataset", engine.predictor.taxonomy)
         archive = shutil.make_archive(str(work / "approved"), "zip", work / "dataset")
     except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)
@@ -241,9 +192,9 @@ def _get(store, correction_id: int) -> Correction:
     return row
 
 
-@router.get("/{correction_id}")
-def get_correction(correction_id: int, store: StoreDep, _auth: ReadAccess) -> dict:
-    return correction_dict(_get(store, correction_id))
+@router.get("/{correction_id}", response_model=CorrectionInfo)
+def get_correction(correction_id: int, store: StoreDep, _auth: ReadAccess) -> CorrectionInfo:
+    return CorrectionInfo.of(_get(store, correction_id))
 
 
 @router.get("/{correction_id}/mask.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
@@ -267,20 +218,18 @@ def get_image(correction_id: int, store: StoreDep, _auth: ReadAccess) -> FileRes
     return FileResponse(store.files.path(_get(store, correction_id).image.path))
 
 
-@router.post("/{correction_id}/review")
+@router.post("/{correction_id}/review", response_model=CorrectionInfo)
 def review(correction_id: int, body: ReviewRequest, store: StoreDep, settings: SettingsDep,
-           _auth: WriteAccess) -> dict:
+           _auth: WriteAccess) -> CorrectionInfo:
     """Approve or reject a correction (or reopen it as submitted); every `retrain_every` new approvals
     queue a retrain (unless one is already queued or running)."""
-    from service.store.queue import maybe_trigger_retrain
-
     try:
         row = store_api.review(store.session, correction_id, body.status, body.reviewer, body.notes)
     except store_api.CorrectionNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except store_api.CorrectionError as exc:
         raise HTTPException(422, str(exc)) from None
-    out = correction_dict(row)
+    out = CorrectionInfo.of(row)
     if row.status == "approved":
         maybe_trigger_retrain(store.session, settings.retrain_every, settings.job_max_attempts)
     return out

@@ -5,32 +5,22 @@ Queueing and cancelling are token-protected; a retrain joins one already queued 
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
+from service.api import API_PREFIX
 from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.routes import API_PREFIX
-from service.job_kinds import validate_params
+from service.api.schemas.jobs import JobInfo, JobList, JobQueued, JobRequest, PromotionInfo, Promotions
+from service.jobs.kinds import validate_params
 from service.store import queue
 
 router = APIRouter(prefix=API_PREFIX, tags=["jobs"])
 
 
-class JobRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str = Field(description="retrain, evaluate or batch_predict")
-    params: dict[str, Any] = Field(default_factory=dict, description="retrain: epochs, lr, promote, use_base_data; "
-                                   "evaluate: version, folder; batch_predict: folder (under batch_root), version, "
-                                   "left_right (split paired classes into the person's left and right)")
-    reason: str | None = None
-    max_attempts: int | None = Field(None, ge=1, le=10, description="default: the server's job_max_attempts")
-
-
-@router.post("/jobs", status_code=201)
+@router.post("/jobs", status_code=201, response_model=JobQueued)
 def create_job(body: JobRequest, response: Response, store: StoreDep, settings: SettingsDep,
-               _auth: WriteAccess) -> dict:
+               _auth: WriteAccess) -> JobQueued:
     """Queue a job. A retrain while another is queued returns that one (200, `"created": false`)."""
     attempts = body.max_attempts or settings.job_max_attempts
     try:
@@ -45,43 +35,43 @@ def create_job(body: JobRequest, response: Response, store: StoreDep, settings: 
         raise HTTPException(422, str(exc)) from None
     if not created:
         response.status_code = 200
-    return {**queue.job_dict(job), "created": created}
+    return JobQueued.of(job, created=created)
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=JobList)
 def list_jobs(store: StoreDep, _auth: ReadAccess,
               status: Annotated[str | None, Query(description="queued, running, succeeded, failed, cancelled")] = None,
               kind: str | None = None, offset: Annotated[int, Query(ge=0)] = 0,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JobList:
     """Jobs, newest first; `total` counts every match."""
     try:
         rows, total = queue.list_jobs(store.session, status=status, kind=kind, offset=offset, limit=limit)
     except queue.JobError as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"total": total, "offset": offset, "jobs": [queue.job_dict(j) for j in rows]}
+    return JobList(total=total, offset=offset, jobs=[JobInfo.of(j) for j in rows])
 
 
-@router.get("/jobs/{job_id}")
-def get_job(job_id: int, store: StoreDep, _auth: ReadAccess) -> dict:
+@router.get("/jobs/{job_id}", response_model=JobInfo)
+def get_job(job_id: int, store: StoreDep, _auth: ReadAccess) -> JobInfo:
     """One job: status, attempts, progress (a retrain: stage, epoch/epochs, train_loss, val_miou), result."""
     try:
-        return queue.job_dict(queue.get_job(store.session, job_id))
+        return JobInfo.of(queue.get_job(store.session, job_id))
     except queue.JobNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: int, store: StoreDep, _auth: WriteAccess) -> dict:
+@router.post("/jobs/{job_id}/cancel", response_model=JobInfo)
+def cancel_job(job_id: int, store: StoreDep, _auth: WriteAccess) -> JobInfo:
     """A queued job is cancelled now; a running one stops at its next progress report."""
     try:
-        return queue.job_dict(queue.cancel(store.session, job_id))
+        return JobInfo.of(queue.cancel(store.session, job_id))
     except queue.JobNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except queue.JobError as exc:
         raise HTTPException(409, str(exc)) from None
 
 
-@router.get("/promotions")
-def promotions(store: StoreDep, _auth: ReadAccess, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+@router.get("/promotions", response_model=Promotions)
+def promotions(store: StoreDep, _auth: ReadAccess, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Promotions:
     """Promotion-gate decisions, newest first: candidate and baseline scores, decision, reason."""
-    return {"promotions": [queue.promotion_dict(p) for p in queue.list_promotions(store.session, limit)]}
+    return Promotions(promotions=[PromotionInfo.of(p) for p in queue.list_promotions(store.session, limit)])

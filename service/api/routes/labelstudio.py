@@ -6,20 +6,19 @@ empty result and an error. /webhook answers at once (LS waits 1 s) and stores an
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import json
 import logging
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import EngineDep, SettingsDep
-from service.api.inputs import declared_pixels, decode_upload
-from service.api.routes import API_PREFIX
-from service.inference.batcher import BatcherClosed
+from service.api import API_PREFIX
+from service.api.auth import require_labelstudio
+from service.api.deps import ConnectionsDep, EngineDep, SettingsDep
+from service.api.schemas.labelstudio import LSEvent, LSHealth, LSPredictions, LSSetup, LSTaskPrediction, LSVersions
+from service.drafting.answer import class_summaries
+from service.drafting.batcher import BatcherClosed
 from service.integrations.labelstudio import (
     LabelConfig,
     LabelConfigError,
@@ -33,42 +32,14 @@ from service.integrations.labelstudio import (
     task_image_ref,
 )
 from service.integrations.labelstudio_client import Connections, ImageUnavailable
-from service.results import class_summaries
+from service.store.corrections import save_correction
 
 log = logging.getLogger("tailor.labelstudio")
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
 
 
-def basic_auth(request: Request) -> None:
-    """HTTP Basic on every LS route when labelstudio_basic_user/pass are set (LS: auth_method BASIC_AUTH)."""
-    s = request.app.state.settings
-    if s.labelstudio_basic_user is None:
-        return
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    ok = False
-    if scheme.lower() == "basic":
-        try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user = password = ""
-        # Both compared, always: the time taken does not tell which one was wrong.
-        ok = hmac.compare_digest(user.encode(), s.labelstudio_basic_user.encode()) \
-            & hmac.compare_digest(password.encode(), s.labelstudio_basic_pass.encode())
-    if not ok:
-        raise HTTPException(401, "Label Studio routes need HTTP Basic auth (register the backend with auth_method "
-                                 "BASIC_AUTH)", headers={"WWW-Authenticate": 'Basic realm="tailor-labelstudio"'})
-
-
-async def get_connections(request: Request) -> Connections:
-    state = request.app.state
-    conns = getattr(state, "labelstudio", None)
-    if conns is None:  # created in the loop, on first use (no await between the check and the set)
-        conns = state.labelstudio = Connections(state.settings)
-    return conns
-
-
-ConnectionsDep = Annotated[Connections, Depends(get_connections)]
-router = APIRouter(prefix=f"{API_PREFIX}/labelstudio", tags=["labelstudio"], dependencies=[Depends(basic_auth)])
+router = APIRouter(prefix=f"{API_PREFIX}/labelstudio", tags=["labelstudio"],
+                   dependencies=[Depends(require_labelstudio)])
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -88,16 +59,16 @@ def _config(xml: str | None) -> LabelConfig:
         raise HTTPException(400, str(exc)) from None
 
 
-@router.get("/health")
-async def health(request: Request) -> dict:
+@router.get("/health", response_model=LSHealth)
+async def health(request: Request) -> LSHealth:
     engine = getattr(request.app.state, "engine", None)
     if engine is None or not request.app.state.ready:
         raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
-    return {"status": "UP", "model_class": "tailor", "model_version": engine.predictor.version}
+    return LSHealth(status="UP", model_class="tailor", model_version=engine.predictor.version)
 
 
-@router.post("/setup")
-async def setup(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep) -> dict:
+@router.post("/setup", response_model=LSSetup)
+async def setup(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep) -> LSSetup:
     """LS connects a project: remember its hostname, token and config; answer the model version."""
     body = await _body(request)
     pid = project_id(body.get("project"))
@@ -110,31 +81,29 @@ async def setup(request: Request, engine: EngineDep, settings: SettingsDep, conn
     if missing:
         log.info("LS project %s: classes %s have no label in its config and are left out", pid, missing)
     # A new model version is a new string, so LS asks for predictions again.
-    return {"model_version": engine.predictor.version, "classes_without_label": missing,
-            "labels": {name: {taxonomy.names[cid]: label for cid, label in labels.items()}
-                       for name, labels in matched.items()}}
+    return LSSetup(model_version=engine.predictor.version, classes_without_label=missing,
+                   labels={name: {taxonomy.names[cid]: label for cid, label in labels.items()}
+                           for name, labels in matched.items()})
 
 
-@router.get("/versions")
-async def versions(engine: EngineDep) -> dict:
-    return {"versions": [engine.predictor.version]}
+@router.get("/versions", response_model=LSVersions)
+async def versions(engine: EngineDep) -> LSVersions:
+    return LSVersions(versions=[engine.predictor.version])
 
 
 async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections, engine, settings,
-                        gate: asyncio.Semaphore) -> dict:
+                        gate: asyncio.Semaphore) -> LSTaskPrediction:
     version = engine.predictor.version
 
-    def draft(data: bytes, ref: str) -> dict:
-        # In one worker thread, holding the photo's pixels against the engine's budget throughout.
-        with engine.pixels.hold(declared_pixels(data, settings)):
-            pred = engine.predict(*decode_upload(data, ref, settings, engine.predictor.size_for))
-            taxonomy = pred.taxonomy or engine.predictor.taxonomy
-            scores = {e["id"]: e["score"] for e in class_summaries(pred.labels, pred.confidence, taxonomy)}
-            regions = prediction_regions(pred.labels, scores, config, taxonomy, settings.labelstudio_label_map,
+    def draft(data: bytes, ref: str) -> LSTaskPrediction:
+        # In one worker thread; the photo's pixels count against the engine's budget until the regions are made.
+        with engine.draft(data, ref) as d:
+            scores = {e["id"]: e["score"] for e in class_summaries(d.labels, d.confidence, d.taxonomy)}
+            regions = prediction_regions(d.labels, scores, config, d.taxonomy, settings.labelstudio_label_map,
                                          settings.labelstudio_polygon_tolerance)
         # score = mean confidence (1 - difficulty): sorting tasks by it, ascending, puts the hardest first.
-        return {"result": regions, "score": round(1.0 - float(pred.difficulty), 4),
-                "model_version": pred.model_version or version}
+        return LSTaskPrediction(result=regions, score=round(1.0 - float(d.difficulty), 4),
+                                model_version=d.model_version)
 
     async with gate:
         try:
@@ -145,17 +114,16 @@ async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections
             return await run_in_threadpool(draft, data, ref)
         except BatcherClosed:
             raise
-        except (ImageUnavailable, ValueError, HTTPException) as exc:
-            message = exc.detail if isinstance(exc, HTTPException) else str(exc)
-            log.warning("LS task %s: no prediction: %s", task.get("id") if isinstance(task, dict) else "?", message)
-            return {"result": [], "model_version": version, "error": message}
+        except ValueError as exc:  # the image could not be fetched or drafted (PhotoRejected, ImageUnavailable)
+            log.warning("LS task %s: no prediction: %s", task.get("id") if isinstance(task, dict) else "?", exc)
+            return LSTaskPrediction(result=[], model_version=version, error=str(exc))
         except Exception as exc:  # a bug must not cost the other tasks of the batch their drafts
             log.exception("LS task %s: prediction failed", task.get("id"))
-            return {"result": [], "model_version": version, "error": f"internal error ({type(exc).__name__})"}
+            return LSTaskPrediction(result=[], model_version=version, error=f"internal error ({type(exc).__name__})")
 
 
-@router.post("/predict")
-async def predict(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep) -> dict:
+@router.post("/predict", response_model=LSPredictions, response_model_exclude_unset=True)
+async def predict(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep) -> LSPredictions:
     """Drafts for a batch of LS tasks: brushlabels (and polygonlabels) regions, a score, the model version."""
     body = await _body(request)
     tasks = body.get("tasks")
@@ -166,7 +134,7 @@ async def predict(request: Request, engine: EngineDep, settings: SettingsDep, co
     conn = conns.resolve(pid)
     gate = asyncio.Semaphore(settings.max_in_flight)  # fetches overlap; the model runs one batch at a time
     results = await asyncio.gather(*(_predict_task(t, config, conn, conns, engine, settings, gate) for t in tasks))
-    return {"results": list(results), "model_version": engine.predictor.version}
+    return LSPredictions(results=list(results), model_version=engine.predictor.version)
 
 
 def _annotation_items(payload: dict) -> list[tuple[dict, dict]]:
@@ -204,14 +172,12 @@ async def _draft(annotation: dict, conns: Connections, conn) -> tuple[list | Non
 
 
 def _save(app_state, data: bytes, ref: str, annotation: dict, config: LabelConfig, pid, draft_result, draft_version):
-    from service.store.corrections import save_correction
-
     settings, engine, store = app_state.settings, app_state.engine, app_state.store
     if engine is None or store is None:
         raise RuntimeError("the service is shutting down")
     taxonomy = engine.predictor.taxonomy
-    # Only the size is needed here (save_correction decodes the photo itself): a large JPEG decodes small.
-    h, w = decode_upload(data, ref, settings, engine.predictor.size_for)[1]
+    # Only the size is needed here (save_correction decodes the photo itself): the header says it.
+    h, w = engine.shown_size(data, ref)
     classes = label_classes(config, taxonomy, settings.labelstudio_label_map)
     labels, report = annotation_label_map(annotation.get("result") or [], h, w, classes)
     draft = annotation_label_map(draft_result, h, w, classes)[0] if draft_result is not None else None
@@ -241,15 +207,15 @@ async def _store_annotation(app_state, conns: Connections, annotation: dict, tas
             row = await asyncio.to_thread(_save, app_state, data, ref, annotation, config, pid, draft_result,
                                           draft_version)
             log.info("%s stored as correction %s", what, row.id)
-        except (ImageUnavailable, ValueError, HTTPException) as exc:  # CorrectionError is a ValueError
-            log.warning("%s not stored: %s", what, exc.detail if isinstance(exc, HTTPException) else exc)
+        except ValueError as exc:  # ImageUnavailable, PhotoRejected and CorrectionError are ValueErrors
+            log.warning("%s not stored: %s", what, exc)
         except Exception:
             log.exception("%s not stored", what)
 
 
-@router.post("/webhook")
+@router.post("/webhook", response_model=LSEvent, response_model_exclude_unset=True)
 async def webhook(request: Request, background: BackgroundTasks, settings: SettingsDep,
-                  conns: ConnectionsDep) -> dict:
+                  conns: ConnectionsDep) -> LSEvent:
     """LS events: annotations become corrections (in the background); START_TRAINING queues a retrain."""
     payload = await _body(request)
     action = payload.get("action")
@@ -263,20 +229,20 @@ async def webhook(request: Request, background: BackgroundTasks, settings: Setti
         items = _annotation_items(payload)
         for annotation, task in items:
             background.add_task(_store_annotation, state, conns, annotation, task, schema, pid, action)
-        return {"status": "accepted", "action": action, "annotations": len(items)}
+        return LSEvent(status="accepted", action=action, annotations=len(items))
     if action == "START_TRAINING":
         return await _retrain(settings, pid, "START_TRAINING webhook")
-    return {"status": "ignored", "action": action}
+    return LSEvent(status="ignored", action=action)
 
 
-async def _retrain(settings, pid, how: str) -> dict:
+async def _retrain(settings, pid, how: str) -> LSEvent:
     record = await asyncio.to_thread(queue_retrain, f"Label Studio project {pid} asked to train ({how})",
                                      settings=settings, details={"source": "labelstudio", "project": pid})
-    return {"status": "queued", "retrain": record}
+    return LSEvent(status="queued", retrain=record)
 
 
-@router.post("/train")
-async def train(request: Request, settings: SettingsDep) -> dict:
+@router.post("/train", response_model=LSEvent, response_model_exclude_unset=True)
+async def train(request: Request, settings: SettingsDep) -> LSEvent:
     """The older LS protocol (without the START_TRAINING webhook flag) posts here instead."""
     body = await _body(request)
     return await _retrain(settings, project_id(body.get("project")), "/train")

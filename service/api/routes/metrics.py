@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from service.api.deps import MetricsDep
-from service.metrics import CONTENT_TYPE_LATEST
+from service.api.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["metrics"])
 

@@ -8,69 +8,57 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
 
+from models.card import ModelDirError
+from service.api import API_PREFIX
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.routes import API_PREFIX
-from service.api.schemas import ModelInfo
-from service.results import FORMATS
+from service.api.schemas.models import ActivateRequest, Activation, ModelInfo, ModelVersionInfo, ModelVersions
+from service.formats import FORMATS
 from service.store.models_registry import ModelStoreError, current, get_model, list_models
-from training.card import ModelDirError
 
 router = APIRouter(prefix=f"{API_PREFIX}/models", tags=["models"])
 
 
-class ActivateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str | None = None
-    force: bool = Field(False, description="activate a version the promotion gate rejected (needs a reason)")
-
-
-def _version_dict(m, current_version: str | None, serving: str) -> dict:
-    return {"version": m.version, "name": m.name, "parent": m.parent, "taxonomy": m.taxonomy, "created": m.created,
-            "registered_at": m.registered_at.isoformat(), "metrics": m.metrics, "status": m.status,
-            "notes": m.notes, "current": m.version == current_version, "serving": m.version == serving}
-
-
-@router.get("")
-def list_versions(store: StoreDep, engine: EngineDep, _auth: ReadAccess) -> dict:
+@router.get("", response_model=ModelVersions)
+def list_versions(store: StoreDep, engine: EngineDep, _auth: ReadAccess) -> ModelVersions:
     """Every version in the model store (oldest first) with its metrics, parent and status."""
     cur = current(store.session)
-    serving = engine.predictor.version
-    return {"current": cur.version if cur else None, "serving": serving,
-            "versions": [_version_dict(m, cur.version if cur else None, serving) for m in list_models(store.session)]}
+    version, serving = (cur.version if cur else None), engine.predictor.version
+    return ModelVersions(current=version, serving=serving,
+                         versions=[ModelVersionInfo.of(m, version, serving) for m in list_models(store.session)])
 
 
 @router.get("/current", response_model=ModelInfo)
-def current_model(engine: EngineDep, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> dict:
+def current_model(engine: EngineDep, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> ModelInfo:
     """The model in use, how it sees images, and the limits on what the service accepts."""
     predictor = engine.predictor  # read once: a swap may happen meanwhile
     card = predictor.card
     taxonomy = predictor.taxonomy.to_dict()
     taxonomy["tag"] = predictor.taxonomy.tag
     row, cur = get_model(store.session, predictor.version), current(store.session)
-    return {"version": card["version"], "name": card.get("name"), "arch": card["arch"], "taxonomy": taxonomy,
-            "metrics": card.get("metrics") or {}, "backend": predictor.backend.name,
-            "device": str(predictor.backend.device), "input": card["input"], "formats": sorted(FORMATS),
-            "precision": card.get("precision") or {"onnx": "fp32", "torch": "fp32"},
-            "runtime": predictor.backend.describe(),
-            "parent": row.parent if row else None, "created": card.get("created"),
-            "status": row.status if row else None,
-            "activated_at": cur.activated_at.isoformat() if cur and cur.version == predictor.version else None,
-            "limits": {k: getattr(settings, k) for k in ("max_upload_bytes", "max_pixels", "min_side", "max_side",
-                                                         "max_in_flight", "max_megapixels_in_flight")}}
+    return ModelInfo(version=card["version"], name=card.get("name"), arch=card["arch"], taxonomy=taxonomy,
+                     metrics=card.get("metrics") or {}, backend=predictor.backend.name,
+                     device=str(predictor.backend.device), input=card["input"], formats=sorted(FORMATS),
+                     precision=card.get("precision") or {"onnx": "fp32", "torch": "fp32"},
+                     runtime=predictor.backend.describe(), parent=row.parent if row else None,
+                     created=card.get("created"), status=row.status if row else None,
+                     activated_at=cur.activated_at.isoformat() if cur and cur.version == predictor.version else None,
+                     limits={k: getattr(settings, k) for k in ("max_upload_bytes", "max_pixels", "min_side",
+                                                               "max_side", "max_in_flight",
+                                                               "max_megapixels_in_flight")})
 
 
-@router.post("/{version}/activate")
-async def activate(version: str, request: Request, _auth: WriteAccess, body: ActivateRequest | None = None) -> dict:
+@router.post("/{version}/activate", response_model=Activation)
+async def activate(version: str, request: Request, _auth: WriteAccess,
+                   body: ActivateRequest | None = None) -> Activation:
     """Serve `version` from now on (promotion or rollback): loaded and warmed up first, then swapped in
     without failing requests in flight. The choice is stored, so it survives restarts."""
     switcher = getattr(request.app.state, "models", None)
     if switcher is None or not request.app.state.ready:
         raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
     try:
-        return await asyncio.to_thread(switcher.activate, version, "api", body.reason if body else None,
-                                       bool(body and body.force))
+        return Activation(**await asyncio.to_thread(switcher.activate, version, "api",
+                                                    body.reason if body else None, bool(body and body.force)))
     except ModelStoreError as exc:
         raise HTTPException(404 if "no model version" in str(exc) else 409, str(exc)) from None
     except ModelDirError as exc:

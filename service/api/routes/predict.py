@@ -5,6 +5,8 @@ or image_url. Decoding and encoding run in the threadpool and the model on the e
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from collections.abc import Callable
@@ -17,19 +19,15 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.api.deps import EngineDep, PredictSlot, SettingsDep
-from service.api.inputs import decode_base64, declared_pixels, decode_upload, fetch_url, read_form
-from service.api.routes import API_PREFIX
-from service.api.schemas import PredictRequest, PredictResponse
+from models.images import encode_png
+from service.api import API_PREFIX
+from service.api.deps import EngineDep, PredictSlot, SettingsDep, read_form
+from service.api.schemas.predict import PredictRequest, PredictResponse
+from service.drafting.answer import LEFT_RIGHT_DOC, answer_for, output_classes
+from service.drafting.engine import Draft
+from service.drafting.fetch import fetch_url
+from service.formats import FORMATS, parse_formats
 from service.formats import png as png_format
-from service.results import (
-    FORMATS,
-    LEFT_RIGHT_DOC,
-    UnknownFormatError,
-    output_classes,
-    parse_formats,
-    prediction_result,
-)
 
 router = APIRouter(prefix=f"{API_PREFIX}/predict", tags=["predict"])
 
@@ -44,6 +42,22 @@ _PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 FormatsQuery = Annotated[str | None, Query(description=f"comma list of: {', '.join(sorted(FORMATS))}")]
 LeftRightQuery = Annotated[bool, Query(description=LEFT_RIGHT_DOC)]
 _FLAGS = ("confidence_map", "left_right")
+
+
+def decode_base64(text: str, settings) -> bytes:
+    """A photo's bytes from base64 (a browser's data: URL too)."""
+    if not isinstance(text, str) or not text.strip():
+        raise HTTPException(400, "image_base64 is empty")
+    if text.startswith("data:"):  # accept data URLs as browsers produce them
+        _, _, text = text.partition(",")
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > settings.max_upload_bytes + 3:
+        raise HTTPException(413, f"image_base64 is {len(text) * 3 // 4} bytes, above the limit of "
+                                 f"{settings.max_upload_bytes} bytes (max_upload_bytes)")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(400, f"image_base64 is not valid base64 ({exc})") from None
 
 
 async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, Any]]:
@@ -90,18 +104,12 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
                              "or application/json with image_base64 or image_url")
 
 
-def _formats(value) -> list[str]:
-    try:
-        return parse_formats(value)
-    except UnknownFormatError as exc:
-        raise HTTPException(422, str(exc)) from None
-
-
-async def _predict(request: Request, settings, engine, finish: Callable[[Any, Any, dict], Any], check=None,
-                   full_pixels: bool = False) -> Any:
-    """Read the upload here, then decode, predict and finish(image, prediction, options) in one worker
-    thread: one hand-off from the event loop per request instead of one per stage. Unless finish needs
-    the photo's `full_pixels`, a large JPEG is decoded only as large as the model needs."""
+async def _draft(request: Request, settings, engine, finish: Callable[[Draft, dict], Any], check=None,
+                 full_pixels: bool = False) -> Any:
+    """Read the upload here, then draft and finish(draft, options) in one worker thread: one hand-off
+    from the event loop per request instead of one per stage, and the photo's pixels held against the
+    pixel budget until the answer is encoded. Unless finish needs the photo's `full_pixels`, a large
+    JPEG is decoded only as large as the model needs."""
     t0 = time.perf_counter()
     data, name, options = await read_input(request, settings)
     if check is not None:
@@ -109,17 +117,12 @@ async def _predict(request: Request, settings, engine, finish: Callable[[Any, An
     t1 = time.perf_counter()
 
     def work() -> Any:
-        # From decoding to the encoded answer the photo's pixels count against the engine's budget.
-        with engine.pixels.hold(declared_pixels(data, settings)):
-            t1b = time.perf_counter()
-            image, shape = decode_upload(data, name, settings, None if full_pixels else engine.predictor.size_for)
-            t2 = time.perf_counter()
-            pred = engine.predict(image, shape)  # the model runs on the engine's worker (GPU batches form there)
-            # "batch" is a count (how many images shared the model call), not a time; metrics record it.
-            pred.timings_ms = {"read": (t1 - t0) * 1000, "decode": (t2 - t1b) * 1000,
-                               **{k: v for k, v in pred.timings_ms.items() if k != "batch"}}
-            pred.timings_ms["queue"] = pred.timings_ms.get("queue", 0.0) + (t1b - t1) * 1000  # and for the budget
-            return finish(image, pred, options)
+        handed_over_ms = (time.perf_counter() - t1) * 1000  # waiting for a worker thread is queueing too
+        with engine.draft(data, name, full_pixels=full_pixels) as draft:
+            timings = draft.prediction.timings_ms
+            draft.prediction.timings_ms = {"read": (t1 - t0) * 1000, **timings,
+                                           "queue": timings["queue"] + handed_over_ms}
+            return finish(draft, options)
 
     return await run_in_threadpool(work)
 
@@ -137,19 +140,18 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
     `class_names` is the split list.
     """
     t0 = time.perf_counter()
-    wanted = _formats(formats)  # validated before any upload is read
+    wanted = parse_formats(formats)  # validated before any upload is read
 
     def check(options: dict) -> None:
         nonlocal wanted
         if "formats" in options:
-            wanted = _formats(options["formats"])
+            wanted = parse_formats(options["formats"])
 
-    def answer(_image, pred, options: dict) -> bytes:
+    def answer(draft: Draft, options: dict) -> bytes:
         t_enc = time.perf_counter()
-        # The prediction names the model that made it, which may differ from engine.predictor after a hot swap.
-        result = prediction_result(pred, pred.taxonomy, pred.model_version, wanted,
-                                   bool(options.get("confidence_map", confidence_map)),
-                                   left_right=bool(options.get("left_right", left_right)))
+        # The draft names the model that made it, which may differ from engine.predictor after a hot swap.
+        result = answer_for(draft.prediction, wanted, bool(options.get("confidence_map", confidence_map)),
+                            bool(options.get("left_right", left_right)))
         result["timings_ms"]["encode"] = round((time.perf_counter() - t_enc) * 1000, 2)
         result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1000, 2)
         # Serialised here, in Rust, rather than validated against PredictResponse and dumped by json: the
@@ -157,7 +159,7 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
         # PredictResponse still documents it, and the tests validate real answers against it.
         return pydantic_core.to_json(result)
 
-    return Response(await _predict(request, settings, engine, answer, check), media_type="application/json")
+    return Response(await _draft(request, settings, engine, answer, check), media_type="application/json")
 
 
 @router.post("/mask.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
@@ -168,11 +170,11 @@ async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDe
     Header X-Class-Names lists the class of each id (comma separated), the left/right split one with
     `left_right` (the person's left is on the image's RIGHT).
     """
-    def render(_image, pred, options: dict) -> Response:
-        labels, taxonomy = output_classes(pred.labels, pred.taxonomy, bool(options.get("left_right", left_right)))
-        return Response(png_format.encode(labels), media_type="image/png", headers=_headers(pred, taxonomy))
+    def render(draft: Draft, options: dict) -> Response:
+        labels, taxonomy = output_classes(draft.labels, draft.taxonomy, bool(options.get("left_right", left_right)))
+        return Response(png_format.encode(labels), media_type="image/png", headers=_headers(draft, taxonomy))
 
-    return await _predict(request, settings, engine, render)
+    return await _draft(request, settings, engine, render)
 
 
 @router.post("/overlay.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
@@ -181,20 +183,19 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
                           left_right: LeftRightQuery = False) -> Response:
     """A colour preview for people: class colours blended over the photo (background left as is); with
     `left_right`, each paired class's right side in a lighter tint of its left side's colour."""
-    def render(image, pred, options: dict) -> Response:
-        from training.images import encode_png
+    def render(draft: Draft, options: dict) -> Response:
+        labels, taxonomy = output_classes(draft.labels, draft.taxonomy, bool(options.get("left_right", left_right)))
+        return Response(encode_png(png_format.overlay(draft.image, labels, taxonomy.palette(), alpha)),
+                        media_type="image/png", headers=_headers(draft, taxonomy))
 
-        labels, taxonomy = output_classes(pred.labels, pred.taxonomy, bool(options.get("left_right", left_right)))
-        return Response(encode_png(png_format.overlay(image, labels, taxonomy.palette(), alpha)),
-                        media_type="image/png", headers=_headers(pred, taxonomy))
-
-    return await _predict(request, settings, engine, render, full_pixels=True)
+    return await _draft(request, settings, engine, render, full_pixels=True)
 
 
 MASK_HEADERS = ("X-Model-Version", "X-Difficulty", "X-Input-Size", "X-Taxonomy", "X-Class-Names")
 
 
-def _headers(pred, taxonomy) -> dict[str, str]:
-    return {"X-Model-Version": pred.model_version, "X-Difficulty": f"{pred.difficulty:.4f}",
-            "X-Input-Size": f"{pred.input_size[1]}x{pred.input_size[0]}", "X-Taxonomy": taxonomy.tag,
+def _headers(draft: Draft, taxonomy) -> dict[str, str]:
+    size = draft.prediction.input_size
+    return {"X-Model-Version": draft.model_version, "X-Difficulty": f"{draft.difficulty:.4f}",
+            "X-Input-Size": f"{size[1]}x{size[0]}", "X-Taxonomy": taxonomy.tag,
             "X-Class-Names": ",".join(taxonomy.names)}

@@ -4,37 +4,25 @@ and GET /v1/corrections/{id}/qa: QA of a stored correction, in or out of a workl
 """
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import numpy as np
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
 
-from service.annotation.maps import item_confidence, item_draft, taxonomy_for
-from service.annotation.qa import correction_qa
+from service.api import API_PREFIX
 from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep
-from service.api.routes import API_PREFIX
 from service.api.routes.worklists import find_item
-from service.qa.checks import CHECKS, run_checks
-from service.qa.summary import checklist
+from service.api.schemas.review import CorrectionQA, FlagInfo, LayeredAnnotation, QACheck
+from service.formats import coco_rle, ls_brush
+from service.review.checklist import checklist
+from service.review.checks import CHECKS, run_checks
+from service.review.item_qa import correction_qa
+from service.review.stored_maps import item_confidence, item_draft, taxonomy_for
+from service.store.tables import Correction
 
 router = APIRouter(prefix=f"{API_PREFIX}/qa", tags=["qa"])
 corrections_router = APIRouter(prefix=f"{API_PREFIX}/corrections", tags=["corrections"])
 
 
-class LayeredAnnotation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    format: Literal["coco_rle", "ls_brush"] = Field("coco_rle", description="how each layer is encoded")
-    layers: dict[str, Any] = Field(description="{class name: COCO RLE object | LS brush rle list}; may overlap")
-    width: int | None = Field(None, ge=1, le=20_000, description="needed for ls_brush (COCO RLE carries its size)")
-    height: int | None = Field(None, ge=1, le=20_000)
-    worklist: str | None = Field(None, description="with image_id: compare with that photo's draft too")
-    image_id: str | None = None
-
-
 def _decode_layers(body: LayeredAnnotation, names: list[str]) -> dict[str, np.ndarray]:
-    from service.formats import coco_rle, ls_brush
-
     if not body.layers:
         raise HTTPException(422, "layers is empty: send at least one class layer")
     if body.format == "ls_brush" and (body.width is None or body.height is None):
@@ -55,9 +43,9 @@ def _decode_layers(body: LayeredAnnotation, names: list[str]) -> dict[str, np.nd
     return out
 
 
-@router.post("/check")
+@router.post("/check", response_model=QACheck, response_model_exclude_unset=True)
 def check(body: LayeredAnnotation, store: StoreDep, engine: EngineDep, settings: SettingsDep,
-          _auth: ReadAccess) -> dict:
+          _auth: ReadAccess) -> QACheck:
     """Every QA check on a layered annotation: overlaps between layers, then the checks on the label
     map the layers make (later layers win where they overlap, as the stores do)."""
     tax = engine.predictor.taxonomy
@@ -77,17 +65,15 @@ def check(body: LayeredAnnotation, store: StoreDep, engine: EngineDep, settings:
             raise HTTPException(422, f"the layers are {shape[1]}x{shape[0]} (WxH) but photo {body.image_id} is "
                                      f"{draft.shape[1]}x{draft.shape[0]}")
     flags = run_checks(label_map, draft, conf, layers=layers, thresholds=settings.qa_thresholds, taxonomy=tax)
-    return {"flags": [{**f.to_dict(), "explanation": CHECKS[f.check].description} for f in flags],
-            "checklist": checklist(flags), "classes": sorted(layers, key=tax.class_id)}
+    return QACheck(flags=[FlagInfo(**f.to_dict(), explanation=CHECKS[f.check].description) for f in flags],
+                   checklist=checklist(flags), classes=sorted(layers, key=tax.class_id))
 
 
-@corrections_router.get("/{correction_id}/qa")
-def qa_of_correction(correction_id: int, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> dict:
+@corrections_router.get("/{correction_id}/qa", response_model=CorrectionQA, response_model_exclude_unset=True)
+def qa_of_correction(correction_id: int, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> CorrectionQA:
     """QA of one stored correction: flags, checklist and effort (against its own draft, or the draft of
     the worklist that holds its photo)."""
-    from service.store.tables import Correction
-
     row = store.session.get(Correction, correction_id)
     if row is None:
         raise HTTPException(404, f"no correction {correction_id}")
-    return correction_qa(store.session, store.files, row, settings.qa_thresholds)
+    return CorrectionQA(**correction_qa(store.session, store.files, row, settings.qa_thresholds))

@@ -8,41 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from service.annotation.drafting import Photo, check_photos
-from service.annotation.views import item_dict, worklist_dict
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess
-from service.api.inputs import declared_pixels, read_form
-from service.api.routes import API_PREFIX
+from service.api import API_PREFIX
+from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
+from service.api.schemas.worklists import (AssignRequest, ImagesAdded, ItemInfo, ItemUpdate, WorklistCreate,
+                                           WorklistInfo)
+from service.review.worklists import Photo, assign, draft_into, image_id_from_name, worklist_csv
 from service.store import worklists as wl_api
 from service.store.tables import QA_STATUSES, WorkItem, Worklist
-from training.images import decode_image_for
 
 router = APIRouter(prefix=f"{API_PREFIX}/worklists", tags=["worklists"])
-
-
-class WorklistCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="unique name of the batch, e.g. 'shop-2026-11-25'")
-    annotators: list[str] = Field(default_factory=list, description="who shares the work")
-    created_by: str | None = None
-
-
-class AssignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    annotators: list[str] | None = Field(None, description="default: the worklist's annotators")
-    capacity: dict[str, float] | None = Field(None, description="relative speed per annotator (default 1.0)")
-
-
-class ItemUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    qa_status: str | None = Field(None, description=f"one of {', '.join(QA_STATUSES)}")
-    notes: str | None = Field(None, max_length=10_000)
-    resolved_flags: list[str] | None = Field(None, description="keys of the QA flags ticked off (replaces the list)")
-    annotator: str | None = Field(None, description="reassign the photo ('' to unassign)")
 
 
 def find_worklist(store, ref: str) -> Worklist:
@@ -60,8 +37,9 @@ def find_item(store, ref: str, image_id: str) -> tuple[Worklist, WorkItem]:
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("", status_code=201)
-def create(body: WorklistCreate, response: Response, store: StoreDep, engine: EngineDep, _auth: WriteAccess) -> dict:
+@router.post("", status_code=201, response_model=WorklistInfo, response_model_exclude_unset=True)
+def create(body: WorklistCreate, response: Response, store: StoreDep, engine: EngineDep,
+           _auth: WriteAccess) -> WorklistInfo:
     """A new, empty worklist drafted by the model serving now; add photos with POST .../images."""
     predictor = engine.predictor
     try:
@@ -70,18 +48,18 @@ def create(body: WorklistCreate, response: Response, store: StoreDep, engine: En
     except wl_api.WorklistError as exc:
         raise HTTPException(409 if "already exists" in str(exc) else 422, str(exc)) from None
     response.headers["Location"] = f"{API_PREFIX}/worklists/{wl.id}"
-    return worklist_dict(store.session, wl)
+    return WorklistInfo.of(store.session, wl)
 
 
-@router.get("")
-def list_all(store: StoreDep, _auth: ReadAccess) -> list[dict]:
-    return [worklist_dict(store.session, wl) for wl in wl_api.list_worklists(store.session)]
+@router.get("", response_model=list[WorklistInfo], response_model_exclude_unset=True)
+def list_all(store: StoreDep, _auth: ReadAccess) -> list[WorklistInfo]:
+    return [WorklistInfo.of(store.session, wl) for wl in wl_api.list_worklists(store.session)]
 
 
-@router.get("/{ref}")
-def get_one(ref: str, store: StoreDep, _auth: ReadAccess, items: bool = True) -> dict:
+@router.get("/{ref}", response_model=WorklistInfo, response_model_exclude_unset=True)
+def get_one(ref: str, store: StoreDep, _auth: ReadAccess, items: bool = True) -> WorklistInfo:
     """A worklist by id or name, with its items (each annotator's share, hardest first)."""
-    return worklist_dict(store.session, find_worklist(store, ref), items=items)
+    return WorklistInfo.of(store.session, find_worklist(store, ref), items=items)
 
 
 @router.delete("/{ref}", status_code=204)
@@ -91,11 +69,11 @@ def delete(ref: str, store: StoreDep, _auth: WriteAccess) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{ref}/images", status_code=201, openapi_extra={"requestBody": {"required": True, "content": {
+@router.post("/{ref}/images", status_code=201, response_model=ImagesAdded, openapi_extra={"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["images"], "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def add_images(ref: str, request: Request, settings: SettingsDep, store: StoreDep, engine: EngineDep,
-                     _auth: WriteAccess) -> dict:
+                     _auth: WriteAccess) -> ImagesAdded:
     """Draft photos into the worklist (multipart, one or more `images` files; the file name is the id).
 
     All or nothing: an unreadable photo or a repeated id refuses the whole upload before drafting.
@@ -106,95 +84,67 @@ async def add_images(ref: str, request: Request, settings: SettingsDep, store: S
     uploads = [u for u in form.getlist("images") if isinstance(u, UploadFile)]
     if not uploads:
         raise HTTPException(422, "no photos: send one or more file fields named 'images'")
-    photos = [Photo(wl_api.image_id_from_name(u.filename or f"image-{k}"), u.filename or f"image-{k}",
+    photos = [Photo(image_id_from_name(u.filename or f"image-{k}"), u.filename or f"image-{k}",
                     await u.read()) for k, u in enumerate(uploads, 1)]
     wl = find_worklist(store, ref)
     if wl.model_version != engine.predictor.version:
         raise HTTPException(409, f"worklist {wl.name!r} was drafted by {wl.model_version}; the model now serving "
                                  f"is {engine.predictor.version}: start a new worklist")
     try:
-        await run_in_threadpool(check_photos, photos, [i.image_id for i in wl.items], settings.max_pixels,
-                                engine.predictor.size_for)
+        added = await run_in_threadpool(draft_into, store.session, store.files, wl, photos, engine,
+                                        settings.qa_thresholds)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-
-    def draft(p: Photo) -> WorkItem:
-        # One worker thread per photo, holding its pixels against the engine's budget throughout.
-        with engine.pixels.hold(declared_pixels(p.data, settings)):
-            image, shape = decode_image_for(p.data, engine.predictor.size_for, origin=p.name,
-                                            max_pixels=settings.max_pixels)
-            pred = engine.predict(image, shape)
-            if pred.model_version != wl.model_version:   # the model was swapped while this batch was drafted
-                raise wl_api.WorklistError(f"the serving model changed to {pred.model_version} while drafting; "
-                                           "start a new worklist for it")
-            return wl_api.add_item(store.session, store.files, wl, p.image_id, p.data, shape, pred.labels,
-                                   pred.confidence, pred.taxonomy, settings.qa_thresholds)
-
-    added = []
-    try:
-        for p in photos:
-            added.append(await run_in_threadpool(draft, p))
-    except BaseException as exc:
-        await run_in_threadpool(_remove, store.session, added)
-        if isinstance(exc, wl_api.WorklistError):
-            raise HTTPException(422, f"nothing was added: {exc}") from None
-        raise
-    return {"added": [item_dict(store.session, i) for i in added], "images": len(wl.items)}
+    return ImagesAdded(added=[ItemInfo.of(store.session, i) for i in added], images=len(wl.items))
 
 
-def _remove(session, items: list[WorkItem]) -> None:
-    session.rollback()
-    for item in items:
-        session.delete(item)
-    session.commit()
-
-
-@router.post("/{ref}/assign")
-def assign(ref: str, body: AssignRequest, store: StoreDep, settings: SettingsDep, _auth: WriteAccess) -> dict:
+@router.post("/{ref}/assign", response_model=WorklistInfo, response_model_exclude_unset=True)
+def split_between_annotators(ref: str, body: AssignRequest, store: StoreDep, settings: SettingsDep,
+                             _auth: WriteAccess) -> WorklistInfo:
     """Split every photo between annotators so predicted effort, not photo count, is balanced."""
     wl = find_worklist(store, ref)
     try:
-        wl_api.assign(store.session, wl, body.annotators, body.capacity, settings.qa_thresholds)
+        assign(store.session, wl, body.annotators, body.capacity, settings.qa_thresholds)
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-    return worklist_dict(store.session, wl, items=True)
+    return WorklistInfo.of(store.session, wl, items=True)
 
 
 @router.get("/{ref}/worklist.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def worklist_csv(ref: str, store: StoreDep, _auth: ReadAccess) -> Response:
+def download_csv(ref: str, store: StoreDep, _auth: ReadAccess) -> Response:
     """The spreadsheet: image id, annotator, classes present, difficulty, notes, QA status (and more)."""
     wl = find_worklist(store, ref)
-    return Response(wl_api.worklist_csv(store.session, wl), media_type="text/csv; charset=utf-8",
+    return Response(worklist_csv(store.session, wl), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="worklist-{wl.id}.csv"'})
 
 
-@router.get("/{ref}/items")
+@router.get("/{ref}/items", response_model=list[ItemInfo])
 def list_items(ref: str, store: StoreDep, _auth: ReadAccess,
                annotator: Annotated[str | None, Query()] = None,
-               qa_status: Annotated[str | None, Query()] = None) -> list[dict]:
+               qa_status: Annotated[str | None, Query()] = None) -> list[ItemInfo]:
     wl = find_worklist(store, ref)
     if qa_status is not None and qa_status not in QA_STATUSES:
         raise HTTPException(422, f"qa_status must be one of {list(QA_STATUSES)}")
     rows = [i for i in wl.items if (annotator is None or i.annotator == annotator)
             and (qa_status is None or i.qa_status == qa_status)]
     rows.sort(key=lambda i: (i.annotator or "", i.position or 0, i.image_id))
-    return [item_dict(store.session, i) for i in rows]
+    return [ItemInfo.of(store.session, i) for i in rows]
 
 
-@router.get("/{ref}/items/{image_id}")
-def get_item(ref: str, image_id: str, store: StoreDep, _auth: ReadAccess) -> dict:
-    return item_dict(store.session, find_item(store, ref, image_id)[1])
+@router.get("/{ref}/items/{image_id}", response_model=ItemInfo)
+def get_item(ref: str, image_id: str, store: StoreDep, _auth: ReadAccess) -> ItemInfo:
+    return ItemInfo.of(store.session, find_item(store, ref, image_id)[1])
 
 
-@router.patch("/{ref}/items/{image_id}")
-def update_item(ref: str, image_id: str, body: ItemUpdate, store: StoreDep, _auth: WriteAccess) -> dict:
+@router.patch("/{ref}/items/{image_id}", response_model=ItemInfo)
+def update_item(ref: str, image_id: str, body: ItemUpdate, store: StoreDep, _auth: WriteAccess) -> ItemInfo:
     """Set QA status, notes, the flags ticked off, or the annotator of one photo."""
     wl, _ = find_item(store, ref, image_id)
     try:
         item = wl_api.update_item(store.session, wl, image_id, **body.model_dump(exclude_unset=True))
     except wl_api.WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-    return item_dict(store.session, item)
+    return ItemInfo.of(store.session, item)
 
 
 @router.get("/{ref}/items/{image_id}/image", response_class=FileResponse)

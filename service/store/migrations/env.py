@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from service.store.db import make_engine
 from service.store.tables import Base
 
 config = context.config
@@ -21,8 +22,6 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    from service.store.db import make_engine
-
     engine = config.attributes.get("engine") or make_engine(config.attributes["url"])
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)

@@ -1,0 +1,59 @@
+"""HTTP status codes for the service's plain exceptions: the one place where domain errors become answers.
+
+Routes let drafting, format and folder errors propagate; create_app installs these handlers, so the same
+refusal is a 400, 403, 404, 413, 422 or 503 wherever it is raised. Every answer is JSON {"detail": ...}.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from service.api.request_id import HEADER as REQUEST_ID
+from service.drafting.batcher import BatcherClosed
+from service.drafting.errors import (FolderNotFound, FolderOutsideRoot, FolderRefused, HostNotAllowed,
+                                     PhotoRejected, PhotoTooLarge, TooManyPhotos)
+from service.formats import UnknownFormatError
+
+log = logging.getLogger("tailor.service")
+
+# Most specific first: the first class an exception is an instance of gives its status.
+STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (PhotoTooLarge, 413),
+    (HostNotAllowed, 403),
+    (PhotoRejected, 400),
+    (UnknownFormatError, 422),
+    (FolderOutsideRoot, 403),
+    (FolderNotFound, 404),
+    (TooManyPhotos, 413),
+    (FolderRefused, 400),
+)
+
+
+def status_of(exc: Exception) -> int:
+    return next(code for kind, code in STATUS if isinstance(exc, kind))
+
+
+def install(app: FastAPI, retry_after_s: int) -> None:
+    """Answer domain errors with their status, a closed batcher with 503, and anything else with a logged 500."""
+
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+
+    for kind, _ in STATUS:
+        app.add_exception_handler(kind, refused)
+
+    @app.exception_handler(BatcherClosed)
+    async def _closed(request: Request, exc: BatcherClosed) -> JSONResponse:
+        return JSONResponse({"detail": "the server is shutting down; retry shortly"}, status_code=503,
+                            headers={"Retry-After": str(retry_after_s)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input (bad input is a 4xx before this): log it in full, answer in JSON.
+        # This answer is sent outside the middleware stack, so the id header is added here.
+        rid = getattr(request.state, "request_id", "-")
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, rid)
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__}); request id {rid}"},
+                            status_code=500, headers={REQUEST_ID: rid})

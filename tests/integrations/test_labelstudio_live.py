@@ -1,0 +1,208 @@
+"""A real Label Studio as the client: it connects to the service, stores its drafts, and sends back annotations.
+
+Label Studio runs from its own virtual environment (.cache/ls-venv, made once by ls_env.sh) on a throw-away
+data directory; the service runs in-process under uvicorn with the bundled model, so its store can be read.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from service.formats import ls_brush
+from tests.live_server import serve_app
+from models.images import decode_image
+
+try:
+    from label_studio_sdk.converter.brush import decode_rle  # the reference decoder, in the project venv
+except ImportError as exc:
+    raise ImportError("this test needs the reference decoder: pip install --no-deps label-studio-sdk==2.1.2") from exc
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
+
+REPO = Path(__file__).resolve().parents[2]
+LS_VENV = REPO / ".cache" / "ls-venv"
+CCP = REPO.parent / "shared" / "data" / "ccp"
+USER, PASSWORD, TOKEN = "tailor@example.com", "tailor-test-pw", "tailor-integration-token"
+BASIC = ("label-studio", "basic-auth-pw")  # what LS must send to the backend's routes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _label_config(names: list[str]) -> str:
+    # Capitalised labels: the service matches class names case-insensitively.
+    brush = "".join(f'<Label value="{n.capitalize()}"/>' for n in names[1:])
+    return (f'<View><Image name="image" value="$image"/>'
+            f'<BrushLabels name="tag" toName="image">{brush}</BrushLabels>'
+            '<PolygonLabels name="poly" toName="image"><Label value="Pants"/><Label value="Top"/></PolygonLabels>'
+            '</View>')
+
+
+@pytest.fixture(scope="module")
+def ls_venv() -> Path:
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(Path(__file__).with_name("ls_env.sh")), str(LS_VENV)],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"could not install Label Studio into {LS_VENV}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    print(f"Label Studio environment ready in {time.monotonic() - t0:.0f} s")
+    return LS_VENV
+
+
+@pytest.fixture(scope="module")
+def label_studio(ls_venv, tmp_path_factory):
+    data = tmp_path_factory.mktemp("ls-data")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("TAILOR_")}
+    env.update(PATH=f"{ls_venv / 'bin'}:{env.get('PATH', '')}", LABEL_STUDIO_BASE_DATA_DIR=str(data),
+               LABEL_STUDIO_USERNAME=USER, LABEL_STUDIO_PASSWORD=PASSWORD, LABEL_STUDIO_USER_TOKEN=TOKEN,
+               LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true", ML_BLOCK_LOCAL_IP="false",
+               SSRF_PROTECTION_ENABLED="false", LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false")
+    log_path = data / "label-studio.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(ls_venv / "bin" / "label-studio"), "start", "--no-browser", "--port", str(port),
+                                 "--internal-host", "127.0.0.1", "--host", url],
+                                cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Label Studio exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).json().get("status") == "UP":
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() - t0 > 240:
+                pytest.fail(f"Label Studio did not come up in 240 s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        print(f"Label Studio up in {time.monotonic() - t0:.0f} s")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Token {TOKEN}"}, timeout=120) as client:
+            yield client
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    from service.api.app import create_app
+    from service.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("service")
+    settings = Settings(_env_file=None, data_dir=tmp / "data", threads=1,
+                        allowed_url_hosts=["127.0.0.1"], labelstudio_basic_user=BASIC[0],
+                        labelstudio_basic_pass=BASIC[1])
+    app = create_app(settings)  # the bundled model, loaded by the lifespan as `tailor serve` does
+    with serve_app(app) as url:
+        yield url, app
+
+
+def _tasks(ls: httpx.Client, project: int) -> list[dict]:
+    body = ls.get("/api/tasks", params={"project": project, "page_size": 100}).raise_for_status().json()
+    return body["tasks"] if isinstance(body, dict) else body
+
+
+def _stored(app, external_id: str):
+    from service.store.corrections import find_by_external_id
+
+    with app.state.store.session() as s:
+        return find_by_external_id(s, "labelstudio", external_id)
+
+
+def test_label_studio_gets_drafts_and_sends_back_corrections(label_studio, service):
+    from service.store.corrections import load_label_map
+
+    ls, (svc_url, app) = label_studio, service
+    predictor = app.state.engine.predictor
+    names = predictor.taxonomy.names
+    photos = sorted((CCP / "images").glob("*.jpg"))[:3]
+
+    project = ls.post("/api/projects", json={"title": "garments", "label_config": _label_config(names)})
+    pid = project.raise_for_status().json()["id"]
+    ls.post(f"/api/projects/{pid}/import",
+            files=[(p.name, (p.name, p.read_bytes(), "image/jpeg")) for p in photos]).raise_for_status()
+    tasks = _tasks(ls, pid)
+    assert len(tasks) == 3 and all(t["data"]["image"].startswith("/data/upload/") for t in tasks)
+
+    backend = f"{svc_url}/v1/labelstudio"
+    ml = ls.post("/api/ml", json={"project": pid, "url": backend, "title": "tailor", "is_interactive": False,
+                                  "auth_method": "BASIC_AUTH", "basic_auth_user": BASIC[0],
+                                  "basic_auth_pass": BASIC[1]})
+    assert ml.status_code == 201, ml.text
+    # LS sends Basic auth on /health, /setup and /predict, but the webhook it creates for the backend
+    # carries only the headers set on it: give it the same credentials.
+    hooks = ls.get("/api/webhooks/", params={"project": pid}).raise_for_status().json()
+    hook = next(h for h in hooks if h["url"] == f"{backend}/webhook")
+    ls.patch(f"/api/webhooks/{hook['id']}/", json={"url": hook["url"], "headers": {
+        "Authorization": "Basic " + base64.b64encode(":".join(BASIC).encode()).decode()}}).raise_for_status()
+    r = ls.post("/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": pid},
+                json={"selectedItems": {"all": True, "excluded": []}})
+    assert r.status_code == 200, r.text
+
+    drafts = {}
+    for task in tasks:
+        photo = next(p for p in photos if task["data"]["image"].endswith(p.name))
+        expected = predictor.predict(decode_image(photo)).labels
+        h, w = expected.shape
+        preds = ls.get("/api/predictions", params={"task": task["id"]}).raise_for_status().json()
+        assert len(preds) == 1, f"task {task['id']}: LS stored {len(preds)} predictions"
+        pred = preds[0]
+        assert pred["model_version"] == predictor.version and 0 < pred["score"] <= 1
+        brushes = [reg for reg in pred["result"] if reg["type"] == "brushlabels"]
+        present = [c for c in np.unique(expected) if c != 0]
+        assert sorted(reg["value"]["brushlabels"][0].lower() for reg in brushes) == sorted(names[c] for c in present)
+        for reg in brushes:
+            truth = expected == names.index(reg["value"]["brushlabels"][0].lower())
+            np.testing.assert_array_equal(decode_rle(reg["value"]["rle"]).reshape(h, w, 4)[:, :, 3] > 0, truth)
+        assert {reg["value"]["polygonlabels"][0] for reg in pred["result"] if reg["type"] == "polygonlabels"} \
+            <= {"Pants", "Top"}
+        drafts[task["id"]] = (pred, expected)
+
+    # An annotator keeps the draft's pants, repaints the top and adds skin over part of it.
+    task = tasks[0]
+    pred, expected = drafts[task["id"]]
+    h, w = expected.shape
+    pants = next(reg for reg in pred["result"] if reg["value"].get("brushlabels") == ["Pants"])
+    top = expected == names.index("top")
+    patch = np.zeros((h, w), dtype=bool)
+    patch[200:320, 200:350] = True
+    regions = [pants, *ls_brush.regions(top.astype(np.uint8), {1: "Top"}, "tag", "image"),
+               *ls_brush.regions(patch.astype(np.uint8), {1: "Skin"}, "tag", "image")]
+    for k, reg in enumerate(regions):
+        reg["id"] = f"r{k}"
+    ann = ls.post(f"/api/tasks/{task['id']}/annotations",
+                  json={"result": regions, "parent_prediction": pred["id"], "lead_time": 12.5})
+    assert ann.status_code == 201, ann.text
+    external_id = f"project/{pid}/annotation/{ann.json()['id']}"
+
+    deadline = time.monotonic() + 60
+    while (row := _stored(app, external_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert row is not None, "the webhook's annotation never became a correction (see the service log)"
+    want = np.zeros((h, w), dtype=np.uint8)
+    want[expected == names.index("pants")] = names.index("pants")
+    want[top], want[patch] = names.index("top"), names.index("skin")
+    np.testing.assert_array_equal(load_label_map(app.state.store.files, row), want)
+    assert f"overlap_pixels={int((patch & (top | (expected == names.index('pants')))).sum())}" in row.notes
+    # The draft is the prediction the annotator started from, read back from Label Studio.
+    assert row.draft_model_version == predictor.version
+    np.testing.assert_array_equal(load_label_map(app.state.store.files, row, draft=True), expected)
