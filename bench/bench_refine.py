@@ -1,0 +1,210 @@
+"""NoC@85 / NoC@90 of click (and stroke) refinement on the CCP val split with the default model.
+
+A simulated annotator edits the centre of the largest wrongly labelled area with its true class until the
+photo's mIoU reaches the bar (capped); the model runs once per photo, every edit reuses its logits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # runnable as a plain script from anywhere
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+
+from bench.harness import percentile  # noqa: E402
+from service.drafting.refine import Click, GrowthSettings, Refinement, Stroke  # noqa: E402
+from service.drafting.scores import PhotoScores  # noqa: E402
+from training.card import read_card  # noqa: E402
+from training.dataset import load_samples, scan_dataset  # noqa: E402
+from training.metrics import confusion, scores  # noqa: E402
+from training.preprocessing import logits_to_labels  # noqa: E402
+from training.quantize import model_input, ort_session  # noqa: E402
+from training.taxonomy import Taxonomy  # noqa: E402
+
+CCP = REPO.parent / "shared" / "data" / "ccp"
+BARS = (0.85, 0.90)
+WITHIN = 5          # the share of photos reaching a bar within this many edits is reported
+STROKE_LENGTH = 60  # px: the simulated annotator's short stroke
+STROKE_WIDTH = 5
+
+
+class CountingSession:
+    """The ONNX Runtime session, counting its calls: a refine must never make one."""
+
+    def __init__(self, session):
+        self.session, self.calls = session, 0
+
+    def logits(self, image: np.ndarray, spec: dict) -> np.ndarray:
+        self.calls += 1
+        return self.session.run(None, {"image": model_input(image, spec)})[0][0]
+
+
+def photo_miou(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """mIoU over the classes present in the photo's ground truth."""
+    return scores(confusion(truth, labels, num_classes), [str(c) for c in range(num_classes)])["miou"]
+
+
+def largest_wrong_area(labels: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """The largest 4-connected area of one true class that the draft labels wrongly, and that class."""
+    wrong = (labels != truth) & (truth != 255)
+    best, best_area = None, 0
+    for true_class in np.unique(truth[wrong]):
+        n, parts, stats, _ = cv2.connectedComponentsWithStats((wrong & (truth == true_class)).view(np.uint8),
+                                                              connectivity=4)
+        if n > 1:
+            part = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            if stats[part, cv2.CC_STAT_AREA] > best_area:
+                best, best_area = (parts == part, int(true_class)), int(stats[part, cv2.CC_STAT_AREA])
+    return best
+
+
+def interior(area: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Distance to the area's border, and the interior point farthest from it (x, y)."""
+    depth = cv2.distanceTransform(np.pad(area, 1).view(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(depth.argmax()), depth.shape)
+    return depth, (int(x), int(y))
+
+
+def click_on(area: np.ndarray, true_class: int) -> Click:
+    return Click(*interior(area)[1], true_class)
+
+
+def stroke_on(area: np.ndarray, true_class: int) -> Stroke:
+    """A short stroke through the area's centre along its long axis, kept inside it."""
+    depth, (cx, cy) = interior(area)
+    m = cv2.moments(area.view(np.uint8), binaryImage=True)
+    angle = 0.5 * np.arctan2(2 * m["mu11"], m["mu20"] - m["mu02"])
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    inside = depth >= min(STROKE_WIDTH / 2, depth[cy, cx])
+    ends = []
+    for sign in (-1, 1):
+        end = (cx, cy)
+        for step in range(1, STROKE_LENGTH // 2 + 1):
+            x, y = (int(round(v)) for v in np.array([cx, cy]) + sign * step * direction)
+            if not (0 <= x < area.shape[1] and 0 <= y < area.shape[0] and inside[y, x]):
+                break
+            end = (x, y)
+        ends.append(end)
+    return Stroke((ends[0], (cx, cy), ends[1]), true_class, STROKE_WIDTH)
+
+
+def wrong_share(labels: np.ndarray, truth: np.ndarray) -> float:
+    """The changed-pixel fraction: the share of labelled pixels an annotator would repaint."""
+    known = truth != 255
+    return float(np.count_nonzero((labels != truth) & known) / max(1, np.count_nonzero(known)))
+
+
+def simulate(photo: PhotoScores, draft: np.ndarray, truth: np.ndarray, make_edit, max_edits: int,
+             settings: GrowthSettings) -> dict:
+    """Edit until both bars are reached or `max_edits`; NoC per bar (max_edits when never reached)."""
+    refinement = Refinement(photo, draft, settings)
+    num_classes = len(photo.class_names)
+    miou = [photo_miou(truth, draft, num_classes)]
+    wrong = [wrong_share(draft, truth)]
+    latencies = []
+    while len(miou) <= max_edits and miou[-1] < max(BARS):
+        target = largest_wrong_area(refinement.labels, truth)
+        if target is None:
+            break
+        edit = make_edit(*target)
+        t0 = time.perf_counter()
+        refinement.apply(edit)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        miou.append(photo_miou(truth, refinement.labels, num_classes))
+        wrong.append(wrong_share(refinement.labels, truth))
+    noc = {bar: next((i for i, v in enumerate(miou) if v >= bar), max_edits) for bar in BARS}
+    return {"noc": noc, "miou": miou, "wrong": wrong, "latencies_ms": latencies}
+
+
+def summary(runs: list[dict]) -> dict:
+    latencies = [t for r in runs for t in r["latencies_ms"]]
+    out = {"photos": len(runs)}
+    for bar in BARS:
+        nocs = [r["noc"][bar] for r in runs]
+        out[f"noc@{round(bar * 100)}"] = statistics.mean(nocs)
+        out[f"within_{WITHIN}@{round(bar * 100)}"] = sum(n <= WITHIN for n in nocs) / len(nocs)
+    for k in (1, WITHIN):
+        out[f"miou_after_{k}"] = statistics.mean(r["miou"][min(k, len(r["miou"]) - 1)] for r in runs)
+        out[f"wrong_after_{k}"] = statistics.mean(r["wrong"][min(k, len(r["wrong"]) - 1)] for r in runs)
+    out["latency_ms_median"] = statistics.median(latencies) if latencies else 0.0
+    out["latency_ms_p95"] = percentile(latencies, 0.95) if latencies else 0.0
+    out["edits"] = len(latencies)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=CCP)
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "default")
+    ap.add_argument("--photos", type=int, default=None, help="only the first N val photos")
+    ap.add_argument("--every", type=int, default=1, help="every k-th val photo (a spread-out subset)")
+    ap.add_argument("--max-edits", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+    ap.add_argument("--no-strokes", action="store_true")
+    ap.add_argument("--no-colour", action="store_true", help="refine without the photo's pixels")
+    defaults = GrowthSettings()
+    for name in defaults.__dataclass_fields__:
+        ap.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here ('-': stdout)")
+    args = ap.parse_args()
+    # A negative value turns an optional setting off (colour edges: --colour-edge -1).
+    settings = GrowthSettings(**{name: (None if getattr(args, name) is not None and getattr(args, name) < 0
+                                        else getattr(args, name)) for name in defaults.__dataclass_fields__})
+
+    card = read_card(args.model)
+    taxonomy = Taxonomy.from_dict(card["taxonomy"], origin="card.json")
+    folder = scan_dataset(args.data)
+    val = folder.split(float(card.get("training", {}).get("config", {}).get("val_percent", 10.0)))[1]
+    val = val[::args.every][:args.photos]
+    session = CountingSession(ort_session(args.model / "model.onnx", args.threads))
+    modes = {"click": click_on} if args.no_strokes else {"click": click_on, "stroke": stroke_on}
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    changed, replay_ms = [], []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("refining val photos", total=len(val))
+        for _, image, truth in load_samples(folder, val, taxonomy):
+            logits = session.logits(image, card["input"])
+            draft = logits_to_labels(logits, image.shape[:2])[0]
+            photo = PhotoScores(logits, image.shape[:2], taxonomy.names, None if args.no_colour else image)
+            changed.append(wrong_share(draft, truth))
+            for mode, make_edit in modes.items():
+                runs[mode].append(simulate(photo, draft, truth, make_edit, args.max_edits, settings))
+            progress.advance(task)
+    assert session.calls == len(val), "a refine made a model call"
+    result = {"machine": f"{os.cpu_count()} CPU cores", "settings": settings.__dict__, "photos": len(val),
+              "model_calls": session.calls, "draft_changed_pixel_fraction": statistics.mean(changed),
+              "draft_miou": statistics.mean(r["miou"][0] for r in runs["click"]),
+              **{mode: summary(r) for mode, r in runs.items()}}
+    print_table(result)
+    if args.json:
+        text = json.dumps(result, indent=2)
+        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+
+
+def print_table(result: dict) -> None:
+    print(f"{result['photos']} val photos, {result['model_calls']} model calls (one per photo, none per edit); "
+          f"draft mIoU {result['draft_miou']:.3f}, changed-pixel fraction {result['draft_changed_pixel_fraction']:.3f}")
+    print()
+    print("| edit | NoC@85 | NoC@90 | within 5 @85 | within 5 @90 | mIoU after 1 / 5 | wrong pixels after 1 / 5 "
+          "| ms per edit (median / p95) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode in ("click", "stroke"):
+        if mode in result:
+            s = result[mode]
+            print(f"| {mode} | {s['noc@85']:.2f} | {s['noc@90']:.2f} | {s['within_5@85']:.0%} | {s['within_5@90']:.0%} "
+                  f"| {s['miou_after_1']:.3f} / {s['miou_after_5']:.3f} "
+                  f"| {s['wrong_after_1']:.3f} / {s['wrong_after_5']:.3f} "
+                  f"| {s['latency_ms_median']:.1f} / {s['latency_ms_p95']:.1f} |")
+
+if __name__ == "__main__":
+    main()
