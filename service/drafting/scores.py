@@ -82,11 +82,13 @@ class PhotoScores:
         return logits_to_labels(logits, self.size)[0]
 
     def probabilities(self) -> np.ndarray:
-        """(H, W, C) float32 softmax probabilities at full size (bilinear from model resolution)."""
-        shifted = self.logits - self._first
-        np.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=0, keepdims=True)
-        return _upsample(np.ascontiguousarray(shifted.transpose(1, 2, 0)), self.size)
+        """(H, W, C) float32: the softmax of the upsampled logits, so each pixel's most probable class
+        is its label in the draft (softmax first and upsampling after can disagree on small specks)."""
+        up = _upsample(np.ascontiguousarray(self.logits.transpose(1, 2, 0)), self.size)
+        up -= up.max(axis=2, keepdims=True)
+        np.exp(up, out=up)
+        up /= up.sum(axis=2, keepdims=True)
+        return up
 
 
 @dataclass(frozen=True)
