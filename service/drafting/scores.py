@@ -44,10 +44,14 @@ class PhotoScores:
         self.class_names = tuple(class_names)
         self.image = None if image is None else _frozen(np.ascontiguousarray(image))
         # The best and second-best logit per model pixel: every class's margin follows from them.
-        order = np.argsort(-self.logits, axis=0, kind="stable")[:2]
-        self._best = _frozen(order[0].astype(np.uint8))
-        self._first = _frozen(np.take_along_axis(self.logits, order[:1], axis=0)[0])
-        self._second = _frozen(np.take_along_axis(self.logits, order[1:2], axis=0)[0])
+        best = np.zeros(self.logits.shape[1:], dtype=np.uint8)
+        first, second = self.logits[0].copy(), np.full(self.logits.shape[1:], -np.inf, dtype=np.float32)
+        for c in range(1, len(self.class_names)):
+            channel = self.logits[c]
+            np.maximum(second, np.minimum(channel, first), out=second)
+            best[channel > first] = c
+            np.maximum(first, channel, out=first)
+        self._best, self._first, self._second = _frozen(best), _frozen(first), _frozen(second)
 
     @property
     def nbytes(self) -> int:
@@ -81,13 +85,14 @@ class PhotoScores:
         logits[class_id] = _EXCLUDED
         return logits_to_labels(logits, self.size)[0]
 
-    def probabilities(self) -> np.ndarray:
-        """(H, W, C) float32: the softmax of the upsampled logits, so each pixel's most probable class
-        is its label in the draft (softmax first and upsampling after can disagree on small specks)."""
-        up = _upsample(np.ascontiguousarray(self.logits.transpose(1, 2, 0)), self.size)
-        up -= up.max(axis=2, keepdims=True)
+    def probabilities_at(self, where: np.ndarray) -> np.ndarray:
+        """(N, C) float32: the softmax of the upsampled logits at the N pixels set in `where` (H, W), so
+        each pixel's most probable class is its label in the draft (softmax first, then upsampling,
+        can disagree on small specks)."""
+        up = _upsample(np.ascontiguousarray(self.logits.transpose(1, 2, 0)), self.size)[where]
+        up -= up.max(axis=1, keepdims=True)
         np.exp(up, out=up)
-        up /= up.sum(axis=2, keepdims=True)
+        up /= up.sum(axis=1, keepdims=True)
         return up
 
 
@@ -127,10 +132,10 @@ def region_alternatives(scores: PhotoScores, labels: np.ndarray, min_area: int =
         np.copyto(region_ids, renumber[parts], where=parts > 0)
     if not found:
         return []
-    probs = scores.probabilities()
-    flat_ids = region_ids.ravel()
-    sums = np.stack([np.bincount(flat_ids, weights=probs[..., c].ravel(), minlength=len(found) + 1)
-                     for c in range(probs.shape[2])], axis=1)[1:]
+    inside = region_ids > 0
+    ids = region_ids[inside]
+    probs = np.ascontiguousarray(scores.probabilities_at(inside).T)
+    sums = np.stack([np.bincount(ids, weights=p, minlength=len(found) + 1) for p in probs], axis=1)[1:]
     out = []
     for (class_id, stats), class_sums in zip(found, sums):
         area = int(stats[cv2.CC_STAT_AREA])

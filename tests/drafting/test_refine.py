@@ -47,6 +47,19 @@ def outside(ys: slice, xs: slice, inset: int = 2) -> np.ndarray:
 BOX = (slice(30, 90), slice(40, 120))
 
 
+def test_a_class_margin_is_its_logit_over_the_best_other_class_upsampled():
+    import cv2
+
+    logits = np.random.default_rng(3).standard_normal((len(NAMES), 15, 20)).astype(np.float32)
+    logits[:, 0, 0] = 1.0  # a tie everywhere at one pixel: every class's margin is 0 there
+    scores = PhotoScores(logits, (45, 61), NAMES)
+    for c in range(len(NAMES)):
+        expected = logits[c] - np.delete(logits, c, axis=0).max(axis=0)
+        assert np.allclose(scores.margin(c), cv2.resize(expected, (61, 45), interpolation=cv2.INTER_LINEAR),
+                           atol=1e-5)
+    assert not (scores.labels_without(int(scores.draft()[20, 30])) == scores.draft())[20, 30]
+
+
 def test_a_click_flips_a_drafted_region_to_the_clicked_class():
     scores = drawn({BG: 5.0}, [(BOX, {BG: 0.0, DRESS: 3.0, SKIRT: 2.0})])
     draft = scores.draft()
