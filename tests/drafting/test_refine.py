@@ -290,3 +290,17 @@ def test_region_alternatives_on_a_photo_cover_its_drafted_garments(ccp_photos):
     for r in regions:
         # Each pixel's own class leads there, so it leads on average too (up to the blended rims).
         assert r.runner_up != r.class_name and 0 <= r.runner_up_probability <= r.probability + 0.01
+
+
+def test_the_same_edits_give_the_same_labels_every_time(ccp_photos):
+    scores, truth = ccp_photos[2]
+    edits = []
+    refinement = Refinement(scores)
+    for kind in ("click", "stroke", "click", "stroke"):
+        area, true_class = largest_wrong_area(refinement.labels, truth)
+        ys, xs = np.nonzero(area)
+        x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+        edit = {"x": x, "y": y} if kind == "click" else {"points": [[x, y], [x, min(y + 30, truth.shape[0] - 1)]]}
+        edits.append({**edit, "class": scores.class_names[true_class]})
+        refinement.apply(edits[-1])
+    assert all(np.array_equal(refine(scores, edits), refinement.labels) for _ in range(3))
