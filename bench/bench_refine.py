@@ -245,12 +245,13 @@ def print_table(result: dict, out) -> None:
     for mode in ("click", "stroke", "oracle"):
         if mode in result:
             s = result[mode]
+            timing = "| - | - |" if mode == "oracle" else (
+                f"| {s['latency_ms_median']:.1f} / {s['latency_ms_p95']:.1f} "
+                f"| {s['replay_ms_median']:.0f} / {s['replay_edits_median']:.0f} |")
             say(f"| {mode} | " + " | ".join(f"{s[f'noc@{b}']:.2f}" for b in bars)
                 + f" | {s[f'within_{WITHIN}@85']:.0%} | {s[f'within_{WITHIN}@90']:.0%} "
                 f"| {s['miou_after_1']:.3f} / {s['miou_after_5']:.3f} "
-                f"| {s['wrong_after_1']:.3f} / {s['wrong_after_5']:.3f} "
-                + (f"| {s['latency_ms_median']:.1f} / {s['latency_ms_p95']:.1f} "
-                   f"| {s['replay_ms_median']:.0f} / {s['replay_edits_median']:.0f} |" if mode != "oracle" else "| - | - |"))
+                f"| {s['wrong_after_1']:.3f} / {s['wrong_after_5']:.3f} " + timing)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from service.drafting.scores import PhotoScores, component_at, components_touching
+from service.drafting.scores import PhotoScores, component_at, components_touching, drafted_region
 
 MAX_EDITS = 500            # per refine: a session of clicks, not a bulk job
 MAX_STROKE_POINTS = 5000
@@ -226,7 +226,7 @@ class Refinement:
         # is confident it is wrong, about as plausible as at the click: the model cannot say where a class
         # it rules out ends, so the drafted outline stands in. Beyond that region the class must come close
         # to the model's own choice, or a click would spill into neighbouring garments.
-        drafted = component_at(self.labels == self.labels[y, x], x, y)
+        drafted = drafted_region(self.labels, x, y)
         beyond = (margin >= math.log(s.spread)) & free
 
         def grown(threshold: float) -> np.ndarray:
@@ -258,7 +258,7 @@ class Refinement:
             raise EditError(f"edit {self.applied}: point ({x}, {y}) is background, nothing to remove "
                             "(click with a class instead)")
         seed = self._seed(remove)
-        region = component_at((self.labels == current) & self._free_for(seed), x, y)
+        region = component_at(drafted_region(self.labels, x, y) & self._free_for(seed), x, y, connectivity=8)
         return region, (self.scores.labels_without(current) if remove.to is None else remove.to)
 
     def _stroke(self, stroke: Stroke) -> np.ndarray:

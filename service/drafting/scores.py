@@ -114,8 +114,9 @@ class RegionAlternative:
 
 def region_alternatives(scores: PhotoScores, labels: np.ndarray, min_area: int = 1,
                         include_background: bool = False) -> list[RegionAlternative]:
-    """Every 8-connected region of a class in `labels` of at least `min_area` pixels, largest first,
-    with its class's and its runner-up's mean probability ("dress 0.52, skirt 0.41").
+    """Every region of a class in `labels` (8-connected, as `drafted_region` finds it) of at least
+    `min_area` pixels, largest first, with its class's and its runner-up's mean probability
+    ("dress 0.52, skirt 0.41").
     """
     if labels.shape != scores.size:
         raise ValueError(f"label map {labels.shape} is not the photo's size {scores.size}")
@@ -150,15 +151,20 @@ def region_alternatives(scores: PhotoScores, labels: np.ndarray, min_area: int =
     return out
 
 
-def component_at(mask: np.ndarray, x: int, y: int) -> np.ndarray:
-    """(H, W) bool: the 4-connected part of `mask` that holds pixel (x, y) (empty if it is not set)."""
+def component_at(mask: np.ndarray, x: int, y: int, connectivity: int = 4) -> np.ndarray:
+    """(H, W) bool: the connected part of `mask` that holds pixel (x, y) (empty if it is not set)."""
     if not mask[y, x]:
         return np.zeros(mask.shape, dtype=bool)
     image = mask.view(np.uint8) if mask.dtype == bool else (mask != 0).astype(np.uint8)
     filled = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), dtype=np.uint8)
-    flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
+    flags = connectivity | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
     cv2.floodFill(image, filled, (int(x), int(y)), 0, 0, 0, flags)
     return filled[1:-1, 1:-1].view(bool)
+
+
+def drafted_region(labels: np.ndarray, x: int, y: int) -> np.ndarray:
+    """(H, W) bool: the region of `labels` under (x, y), as `region_alternatives` lists it."""
+    return component_at(labels == labels[y, x], x, y, connectivity=8)
 
 
 def components_touching(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
