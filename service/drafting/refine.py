@@ -17,6 +17,7 @@ from service.drafting.scores import PhotoScores, component_at, components_touchi
 MAX_EDITS = 500            # per refine: a session of clicks, not a bulk job
 MAX_STROKE_POINTS = 5000
 MAX_STROKE_WIDTH = 101
+FIELDS = {"kind", "x", "y", "class", "to", "points", "width", "id"}  # "id": the client's own, ignored
 
 
 class EditError(ValueError):
@@ -82,9 +83,12 @@ def parse_edits(raw: Iterable, scores: PhotoScores) -> list[Edit]:
 def _parse_edit(edit, index: int, scores: PhotoScores) -> Edit:
     where = f"edit {index}"
     if isinstance(edit, (Click, Remove, Stroke)):
-        return edit
+        return edit  # built by code, not taken from a request
     if not isinstance(edit, dict):
         raise EditError(f"{where}: must be an object, got {type(edit).__name__}")
+    unknown = sorted(str(key) for key in edit.keys() - FIELDS)
+    if unknown:
+        raise EditError(f"{where}: unknown fields {unknown} (known: {', '.join(sorted(FIELDS))})")
     kind = edit.get("kind")
     if kind is not None and kind not in ("click", "remove", "stroke"):
         raise EditError(f"{where}: unknown kind {kind!r} (click, remove or stroke)")

@@ -150,6 +150,7 @@ def test_edits_apply_in_order_and_a_later_click_splits_an_earlier_ones_area():
     ({"kind": "click", "x": 1, "y": 2, "class": None}, "does not fit"),
     ({"kind": "lasso", "x": 1, "y": 2, "class": "top"}, "unknown kind"),
     ([10, 10, "top"], "must be an object"),
+    ({"x": 1, "y": 2, "clas": "top"}, "unknown fields \\['clas'\\]"),
 ])
 def test_bad_edits_are_refused_with_the_domain_error(edit, message):
     scores = drawn({BG: 5.0}, [])
