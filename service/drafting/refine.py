@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from service.drafting.scores import PhotoScores, component_at, components_touching, drafted_region
+from service.drafting.scores import PhotoScores, component_at, components_touching, distance_to, drafted_region
 
 MAX_EDITS = 500            # per refine: a session of clicks, not a bulk job
 MAX_STROKE_POINTS = 5000
@@ -205,9 +205,9 @@ class Refinement:
         free = self.set_by == 0
         owners = [int(o) for o in np.unique(self.set_by[seed]) if o]
         if owners:
-            here = _distance_to(seed)
+            here = distance_to(seed)
             for owner in owners:
-                free |= (self.set_by == owner) & (here < _distance_to(self._seed(self._edits[owner - 1])))
+                free |= (self.set_by == owner) & (here < distance_to(self._seed(self._edits[owner - 1])))
         return free | seed
 
     def _grow(self, allowed: np.ndarray, seed: np.ndarray) -> np.ndarray:
@@ -253,7 +253,7 @@ class Refinement:
                     high = middle
             region = grown(high)
             if np.count_nonzero(region & implausible) > cap:  # a flat field: the nearest pixels that fit
-                region = component_at(region & (_distance_to(seed) <= math.sqrt(cap / math.pi)), x, y)
+                region = component_at(region & (distance_to(seed) <= math.sqrt(cap / math.pi)), x, y)
         return region
 
     def _remove(self, remove: Remove) -> tuple[np.ndarray, np.ndarray | int]:
@@ -273,7 +273,7 @@ class Refinement:
         # A stroke may graze a neighbouring garment: its low end, not its minimum, says how plausible the
         # class has to be for the similar pixels around it.
         floor = min(math.log(s.plausible), float(np.percentile(margin[seed], 10)) - s.slack)
-        allowed = (margin >= floor) & (_distance_to(seed) <= s.stroke_reach) & self._free_for(seed)
+        allowed = (margin >= floor) & (distance_to(seed) <= s.stroke_reach) & self._free_for(seed)
         if self.scores.image is not None:
             lab = self._colour()
             allowed &= np.linalg.norm(lab - lab[seed].mean(axis=0), axis=2) <= s.stroke_colour
@@ -295,15 +295,6 @@ class Refinement:
             strength = np.sqrt((gx * gx + gy * gy).sum(axis=2)) * 0.125  # Sobel's 3x3 weights sum to 8
             self._edges = strength >= self.settings.colour_edge
         return self._edges
-
-
-def _distance_to(seed: np.ndarray) -> np.ndarray:
-    """(H, W) float32: each pixel's Euclidean distance to the nearest seed pixel (5x5 chamfer, within 2%).
-
-    Not DIST_MASK_PRECISE: that one differs from call to call in the last bits, and a replay of the same
-    edits must give the same labels.
-    """
-    return cv2.distanceTransform((~seed).view(np.uint8), cv2.DIST_L2, 5)
 
 
 def refine(scores: PhotoScores, edits: Iterable, draft: np.ndarray | None = None,

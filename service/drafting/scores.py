@@ -177,6 +177,15 @@ def components_touching(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return hit[parts]
 
 
+def distance_to(seed: np.ndarray) -> np.ndarray:
+    """(H, W) float32: each pixel's Euclidean distance to the nearest seed pixel (5x5 chamfer, within 2%).
+
+    Not DIST_MASK_PRECISE: that one differs from call to call in the last bits, and a replay of the same
+    edits must give the same labels.
+    """
+    return cv2.distanceTransform((~seed).view(np.uint8), cv2.DIST_L2, 5)
+
+
 class RefineCache:
     """What refines need, kept per key (photo content hash, model version): least recently used out
     first past `max_entries` or `max_bytes`, and dropped `ttl_s` after its last use. Thread-safe.
