@@ -26,9 +26,9 @@ from PIL import Image, ImageOps  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from bench.harness import RawClient, free_port, interleaved, start_server, wait_ready  # noqa: E402
-from training.card import read_card  # noqa: E402
+from models.card import read_card  # noqa: E402
 from training.models import build_model  # noqa: E402
-from training.preprocessing import input_size  # noqa: E402
+from models.preprocessing import input_size  # noqa: E402
 
 DIY, TAILOR = "do-it-yourself backend (torch eager)", "Tailor HTTP ls_brush"
 

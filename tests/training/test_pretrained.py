@@ -11,9 +11,9 @@ from timm.data import ImageNetInfo
 
 from training import pretrained
 from training.config import TrainConfig
-from training.images import decode_image
+from models.images import decode_image
 from training.models import build_initialised
-from training.preprocessing import to_input
+from models.preprocessing import to_input
 from training.pretrained import PretrainedWeightsError, imagenet_state_dict, load_encoder_weights, map_by_position
 
 PHOTOS = ("0001", "0002", "0003", "0004", "0006", "0007")

@@ -9,7 +9,7 @@ import pytest
 from training.augment import IGNORE
 from training.config import TrainConfig
 from training.dataset import DatasetError
-from training.images import decode_image, read_label_map
+from models.images import decode_image, read_label_map
 from training.pseudo_label import load_pseudo_pairs, tta_probabilities, write_pseudo_labels
 from training.quantize import ort_session
 from training.train import train
