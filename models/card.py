@@ -16,7 +16,9 @@ from pathlib import Path
 
 CARD_FILE = "card.json"
 CARD_SCHEMA = 1
-ARTIFACTS = ("model.onnx", "weights.safetensors")
+FP32_GRAPH = "model.onnx"
+INT8_GRAPH = "model.int8.onnx"  # written by `tailor quantize` beside the fp32 graph; served on CPU when present
+ARTIFACTS = (FP32_GRAPH, INT8_GRAPH, "weights.safetensors")
 
 
 class ModelDirError(ValueError):

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # fp16 keeps the torch backend within the 99.9% pixel parity with the ONNX graph; bf16 does not always.
     torch_precision: Literal["fp16", "bf16", "fp32"] = Field("fp16", description="arithmetic of the torch "
                                                              "backend on CUDA (autocast); CPU runs float32")
+    onnx_graph: Literal["auto", "fp32", "int8"] = Field(
+        "auto", description="ONNX Runtime graph: auto serves model.int8.onnx when the model directory has one "
+                            "(tailor quantize writes it only when it scores like fp32 on val), else model.onnx")
+    tta: Literal["none", "flip"] = Field("none", description="test-time augmentation: flip averages each photo's "
+                                                             "logits with its mirror image's (twice the model work)")
     warmup: bool = Field(True, description="run one inference at startup before reporting ready")
 
     # Where it listens.

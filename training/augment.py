@@ -11,8 +11,7 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 
 from training.config import TrainConfig  # noqa: E402
-
-IGNORE = 255
+from training.dataset import IGNORE  # noqa: E402
 
 
 def train_transform(cfg: TrainConfig) -> A.Compose:

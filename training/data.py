@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from training.augment import IGNORE, train_transform
+from training.augment import train_transform
+from training.dataset import IGNORE
 from training.config import TrainConfig
 
 

@@ -16,6 +16,7 @@ from models.images import ImageDecodeError, decode_image, read_label_map
 from models.taxonomy import Taxonomy
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+IGNORE = 255  # a mask value the loss and the scores skip: padding, and pixels a teacher was unsure of
 
 
 class DatasetError(ValueError):

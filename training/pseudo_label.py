@@ -19,8 +19,7 @@ from PIL import Image
 from models.card import read_card, staged_model_dir
 from models.images import ImageDecodeError, decode_image, read_label_map
 from models.preprocessing import input_size, to_input
-from training.augment import IGNORE
-from training.dataset import IMAGE_SUFFIXES, DatasetError
+from training.dataset import IGNORE, IMAGE_SUFFIXES, DatasetError
 from training.quantize import ort_session
 
 MANIFEST = "pseudo.json"

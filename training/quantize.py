@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.card import ModelDirError, read_card, staged_model_dir, write_card
+from models.card import INT8_GRAPH, read_card, staged_model_dir, write_card
 from models.images import decode_image
 from models.preprocessing import input_size, logits_to_labels, to_input
 from models.taxonomy import Taxonomy
@@ -21,6 +21,7 @@ from training.dataset import DatasetFolder, Sample, load_samples, scan_dataset
 from training.metrics import confusion, scores
 
 MAX_MIOU_DROP = 0.005   # largest val mIoU loss accepted for the int8 copy
+MAX_CLASS_DROP = 0.02   # largest val IoU loss of any one class accepted for it
 MIN_AGREEMENT = 0.99    # least share of val pixels labelled as the fp32 model labels them
 CALIBRATION = 50        # train-split photos whose activations set the int8 ranges
 
@@ -103,13 +104,15 @@ def compare_on_val(models: dict[str, Path], card: dict, folder: DatasetFolder, v
 def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: int = CALIBRATION,
                    max_miou_drop: float = MAX_MIOU_DROP, overwrite: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> dict:
-    """Write `out_dir`: the int8 model.onnx, the original fp32 weights, and a card saying what changed."""
+    """Write `out_dir`: the fp32 graph and weights of `model_dir` unchanged, the int8 graph beside them
+    (model.int8.onnx, which ONNX Runtime serves by default when present), and a card saying what changed.
+
+    `model_dir` may itself hold an int8 graph: its fp32 graph is quantized afresh."""
     model_dir, out_dir, data_dir = Path(model_dir), Path(out_dir), Path(data_dir)
     card = read_card(model_dir, verify=True)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir}: already exists (pass overwrite to replace it)")
-    if card.get("precision", {}).get("onnx") == "int8":
-        raise ModelDirError(f"{model_dir}: already an int8 model")
+    fp32_version = card["parent"] if card.get("precision", {}).get("onnx") == "int8" else card["version"]
     val_percent = float(card.get("training", {}).get("config", {}).get("val_percent", 10.0))
     folder = scan_dataset(data_dir)
     train, val = folder.split(val_percent)
@@ -118,21 +121,25 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
     photos = [s.image for s in train[:: max(1, len(train) // calibration)][:calibration]]
 
     with staged_model_dir(out_dir) as tmp:
-        quantize_onnx(model_dir / "model.onnx", tmp / "model.onnx", photos, card["input"])
-        shutil.copy2(model_dir / "weights.safetensors", tmp / "weights.safetensors")
-        result = compare_on_val({"fp32": model_dir / "model.onnx", "int8": tmp / "model.onnx"}, card, folder, val,
-                                progress)
+        quantize_onnx(model_dir / "model.onnx", tmp / INT8_GRAPH, photos, card["input"])
+        for name in ("model.onnx", "weights.safetensors"):
+            shutil.copy2(model_dir / name, tmp / name)
+        result = compare_on_val({"fp32": tmp / "model.onnx", "int8": tmp / INT8_GRAPH}, card, folder, val, progress)
         drop = result["fp32"]["miou"] - result["int8"]["miou"]
+        class_drops = {name: result["fp32"]["per_class"][name] - iou
+                       for name, iou in result["int8"]["per_class"].items() if iou is not None}
+        worst = max(class_drops, key=class_drops.get)
         agreement = result["int8"]["agreement_with_fp32"]
-        if drop > max_miou_drop or agreement < MIN_AGREEMENT:
+        if drop > max_miou_drop or class_drops[worst] > MAX_CLASS_DROP or agreement < MIN_AGREEMENT:
             raise QuantizationRejected(
                 f"int8 val mIoU {result['int8']['miou']:.4f} vs fp32 {result['fp32']['miou']:.4f} (drop {drop:.4f}, "
-                f"at most {max_miou_drop}); label agreement {agreement:.4f} (at least {MIN_AGREEMENT}): not written")
+                f"at most {max_miou_drop}); worst class {worst} drops {class_drops[worst]:.4f} (at most "
+                f"{MAX_CLASS_DROP}); label agreement {agreement:.4f} (at least {MIN_AGREEMENT}): not written")
         created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         int8 = result["int8"]
         write_card(tmp, {
-            **card, "name": out_dir.name, "version": f"{card['version']}-int8", "created": created,
-            "parent": card["version"],
+            **card, "name": out_dir.name, "version": f"{fp32_version}-int8", "created": created,
+            "parent": fp32_version,
             "metrics": {"split": "val", **{k: int8[k] for k in ("miou", "pixel_accuracy", "changed_pixel_fraction",
                                                                  "per_class")}},
             "precision": {
@@ -140,8 +147,10 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
                 "method": "static QDQ (onnxruntime.quantization): int8 per-channel weights, uint8 activations, "
                           "MinMax ranges",
                 "calibration_images": len(photos), "val_images": int8["images"],
-                "fp32_val_miou": result["fp32"]["miou"], "miou_drop": drop, "agreement_with_fp32": agreement,
-                "max_miou_drop": max_miou_drop, "min_agreement": MIN_AGREEMENT},
+                "graph": INT8_GRAPH, "fp32_val_miou": result["fp32"]["miou"],
+                "fp32_per_class": result["fp32"]["per_class"], "miou_drop": drop,
+                "worst_class_drop": {"class": worst, "drop": class_drops[worst]}, "agreement_with_fp32": agreement,
+                "max_miou_drop": max_miou_drop, "max_class_drop": MAX_CLASS_DROP, "min_agreement": MIN_AGREEMENT},
             "parity": {**card.get("parity", {}), "note": "export parity of the fp32 graph; the int8 graph "
                                                           "agrees with it on precision.agreement_with_fp32"},
         })

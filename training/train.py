@@ -18,8 +18,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from segmentation_models_pytorch.losses import DiceLoss, LovaszLoss
-from torch.nn.parallel import DistributedDataParallel
 from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -27,10 +27,9 @@ from models.card import read_card
 from models.preprocessing import input_size, logits_to_labels, single_threaded_cv2, to_input
 from models.taxonomy import load_taxonomy
 from training import checkpoint as ckpt
-from training.augment import IGNORE
 from training.config import TrainConfig
 from training.data import AugmentedSegmentation, epoch_sampler, repeat_factors, seed_worker
-from training.dataset import load_samples, scan_dataset
+from training.dataset import IGNORE, load_samples, scan_dataset
 from training.metrics import confusion, scores
 from training.models import build_initialised, build_model, count_parameters
 from training.plots import plot_confusion, plot_history

@@ -12,7 +12,7 @@ import typer
 from service.cli.corrections import corrections_app
 from service.cli.db import db_app
 from service.cli.jobs import jobs_app, worker
-from service.cli.model import evaluate, export, quantize, train
+from service.cli.model import evaluate, export, pseudo_label, quantize, train
 from service.cli.models import models_app
 from service.cli.predict import predict
 from service.cli.serve import serve
@@ -28,7 +28,7 @@ def _root() -> None:
     """Tailor: draft garment masks for annotators."""
 
 
-for command in (train, export, quantize, evaluate, serve, predict, worker):
+for command in (train, export, quantize, evaluate, pseudo_label, serve, predict, worker):
     app.command()(command)
 register_review(worklist_app)
 for sub_app, name in ((db_app, "db"), (models_app, "models"), (corrections_app, "corrections"),

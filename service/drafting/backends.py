@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
-from models.card import ModelDirError, read_card
+from models.card import FP32_GRAPH, INT8_GRAPH, ModelDirError, read_card
 
 
 class Backend(Protocol):
@@ -61,7 +61,9 @@ class OnnxBackend:
     name = "onnx"
     device = "cpu"
 
-    def __init__(self, model_dir: Path, threads: int | None = None):
+    def __init__(self, model_dir: Path, threads: int | None = None, graph: str = "auto"):
+        """graph: "int8" (model.int8.onnx, written by `tailor quantize` only when it scores like fp32 on
+        val), "fp32" (model.onnx), or "auto": the int8 graph when the directory has one."""
         # Every option set deliberately rather than left to ONNX Runtime's defaults:
         # - all graph optimisations, including the NCHWc layout transform (ORT_ENABLE_ALL runs this model
         #   1.4x faster than ORT_ENABLE_BASIC or _EXTENDED on AVX-512, bench/bench_ort.py);
@@ -81,9 +83,17 @@ class OnnxBackend:
         opts.intra_op_num_threads = self.options["intra_op_threads"]
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if ALLOW_SPINNING else "0")
-        path = Path(model_dir) / "model.onnx"
+        if graph not in ("auto", "fp32", "int8"):
+            raise ValueError(f"unknown ONNX graph {graph!r}; use auto, fp32 or int8")
+        int8 = Path(model_dir) / INT8_GRAPH
+        if graph == "auto":
+            graph = "int8" if int8.is_file() else "fp32"
+        path = int8 if graph == "int8" else Path(model_dir) / FP32_GRAPH
         if not path.is_file():
-            raise ModelDirError(f"{path}: missing")
+            raise ModelDirError(f"{path}: missing" + (" (quantize the model first: tailor quantize)"
+                                                      if graph == "int8" else ""))
+        self.graph = graph
+        self.options["graph"] = path.name
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
@@ -176,14 +186,38 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def load_backend(model_dir: Path | str, kind: str = "auto", threads: int | None = None, **torch_options) -> Backend:
-    """kind: "onnx", "torch", or "auto" (torch when CUDA is present, else ONNX Runtime); torch_options
-    (precision, channels_last, device) go to TorchBackend and are ignored by ONNX Runtime."""
+class FlipAveraged:
+    """Test-time augmentation: the logits of each input averaged with those of its mirror image.
+
+    One backend call on the batch and its mirrors together; twice the arithmetic for a steadier draft
+    (left/right-symmetric by construction). Chosen with the `tta` setting ("flip")."""
+
+    def __init__(self, inner: Backend):
+        self.inner, self.name, self.device = inner, inner.name, inner.device
+
+    def describe(self) -> dict:
+        return {**self.inner.describe(), "tta": "flip"}
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        n = batch.shape[0]
+        logits = self.inner.run(np.concatenate([batch, batch[..., ::-1]]))
+        return (logits[:n] + logits[n:, ..., ::-1]) * np.float32(0.5)
+
+
+def load_backend(model_dir: Path | str, kind: str = "auto", threads: int | None = None, graph: str = "auto",
+                 tta: str = "none", **torch_options) -> Backend:
+    """kind: "onnx", "torch", or "auto" (torch when CUDA is present, else ONNX Runtime); graph: which ONNX
+    graph (see OnnxBackend); tta: "none" or "flip" (FlipAveraged); torch_options (precision, channels_last,
+    device) go to TorchBackend and are ignored by ONNX Runtime."""
     model_dir = Path(model_dir)
+    if tta not in ("none", "flip"):
+        raise ValueError(f"unknown test-time augmentation {tta!r}; use none or flip")
     if kind == "auto":
         kind = "torch" if cuda_available() else "onnx"
     if kind == "onnx":
-        return OnnxBackend(model_dir, threads)
-    if kind == "torch":
-        return TorchBackend(model_dir, threads=threads, **torch_options)
-    raise ValueError(f"unknown backend {kind!r}; use auto, onnx or torch")
+        backend: Backend = OnnxBackend(model_dir, threads, graph)
+    elif kind == "torch":
+        backend = TorchBackend(model_dir, threads=threads, **torch_options)
+    else:
+        raise ValueError(f"unknown backend {kind!r}; use auto, onnx or torch")
+    return FlipAveraged(backend) if tta == "flip" else backend

@@ -34,7 +34,7 @@ class Prediction:
 
 class Predictor:
     def __init__(self, model_dir: Path | str, backend: str = "auto", threads: int | None = None,
-                 verify: bool = True, backend_instance: Backend | None = None, **torch_options):
+                 verify: bool = True, backend_instance: Backend | None = None, **backend_options):
         single_threaded_cv2()
         self.model_dir = Path(model_dir)
         self.card = read_card(self.model_dir, verify=verify)
@@ -42,7 +42,7 @@ class Predictor:
         spec = self.card["input"]
         self.mean, self.std = tuple(spec["mean"]), tuple(spec["std"])
         self.long_side, self.multiple = int(spec["long_side"]), int(spec["size_multiple"])
-        self.backend = backend_instance or load_backend(self.model_dir, backend, threads, **torch_options)
+        self.backend = backend_instance or load_backend(self.model_dir, backend, threads, **backend_options)
 
     @property
     def version(self) -> str:
@@ -76,5 +76,7 @@ class Predictor:
 
 
 def load_predictor(model_dir: Path | str, settings) -> Predictor:
-    """The predictor the settings ask for: backend, threads, and the torch backend's precision on CUDA."""
-    return Predictor(model_dir, settings.backend, settings.threads, precision=settings.torch_precision)
+    """The predictor the settings ask for: backend, threads, ONNX graph, test-time augmentation, and the
+    torch backend's precision on CUDA."""
+    return Predictor(model_dir, settings.backend, settings.threads, graph=settings.onnx_graph, tta=settings.tta,
+                     precision=settings.torch_precision)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from training.augment import IGNORE
+from training.dataset import IGNORE
 from training.config import TrainConfig
 from training.dataset import DatasetError
 from models.images import decode_image, read_label_map
@@ -82,3 +82,22 @@ def test_student_trains_on_real_and_pseudo_labels(tiny_model, tiny_data, tiny_co
         (pseudo / "pseudo.json").write_text(json.dumps({**json.loads((pseudo / "pseudo.json").read_text()),
                                                         "taxonomy": "other"}))
         load_pseudo_pairs(pseudo, "fashion-13", 13)
+
+
+def test_cli_writes_the_folder_and_names_bad_input(tiny_model, unlabeled, tmp_path):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    out = tmp_path / "pseudo"
+    args = ["pseudo-label", "--photos", str(unlabeled), "--out", str(out), "--model", str(tiny_model),
+            "--scales", "1.0", "--no-flip", "--threads", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "3 photos drafted" in " ".join(result.output.split())
+    assert json.loads((out / "pseudo.json").read_text())["scales"] == [1.0]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = CliRunner().invoke(app, ["pseudo-label", "--photos", str(unlabeled), "--out", str(tmp_path / "other"),
+                                   "--model", str(tiny_model), "--scales", "one"])
+    assert bad.exit_code == 2 and "--scales" in bad.output and not (tmp_path / "other").exists()

@@ -1,8 +1,8 @@
-"""int8 copies of a model directory: `tailor quantize` on the shipped default model and real CCP photos.
+"""int8 graphs beside the fp32 one: `tailor quantize` on the shipped default model and real CCP photos.
 
 The copy must describe itself honestly (its card's val scores are what `evaluate` measures), keep the
-fp32 weights for torch, serve through the usual predictor, and be refused, leaving nothing, when it
-scores too far below the original.
+fp32 graph and weights, serve its int8 graph on CPU by default (fp32 on request), and be refused,
+leaving nothing, when it scores too far below the original.
 """
 import shutil
 
@@ -39,12 +39,14 @@ def test_int8_card_describes_the_copy(int8_model):
     assert card["precision"]["onnx"] == "int8" and card["precision"]["torch"] == "fp32"
     assert card["precision"]["calibration_images"] == 8 and card["precision"]["val_images"] == 4
     assert card["precision"]["miou_drop"] <= 0.005 and card["precision"]["agreement_with_fp32"] >= 0.99
+    assert card["precision"]["worst_class_drop"]["drop"] <= 0.02
     assert card["taxonomy"] == fp32["taxonomy"] and card["input"] == fp32["input"]
-    # torch keeps the very same fp32 weights; the ONNX graph is quantized and much smaller.
-    assert sha256_file(out / "weights.safetensors") == sha256_file(DEFAULT_MODEL / "weights.safetensors")
-    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    # torch keeps the very same fp32 weights, and the fp32 graph stays; the int8 graph is much smaller.
+    for name in ("weights.safetensors", "model.onnx"):
+        assert sha256_file(out / name) == sha256_file(DEFAULT_MODEL / name)
+    ops = {n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    assert (out / "model.onnx").stat().st_size < (DEFAULT_MODEL / "model.onnx").stat().st_size / 3
+    assert (out / "model.int8.onnx").stat().st_size < (DEFAULT_MODEL / "model.onnx").stat().st_size / 3
 
 
 def test_card_scores_are_what_evaluate_measures(int8_model, ccp_sample, tmp_path):
@@ -87,6 +89,7 @@ def test_the_service_serves_the_int8_copy(int8_model, ccp, tmp_path):
     with TestClient(create_app(settings)) as c:
         info = c.get("/v1/models/current").json()
         assert info["precision"]["onnx"] == "int8" and info["precision"]["agreement_with_fp32"] >= 0.99
+        assert info["runtime"]["graph"] == "model.int8.onnx"
         photo = (ccp / "images" / "0003.jpg").read_bytes()
         r = c.post("/v1/predict", params={"formats": "coco_rle"}, files={"image": ("0003.jpg", photo, "image/jpeg")})
         assert r.status_code == 200, r.text
@@ -101,9 +104,23 @@ def test_a_rejected_copy_leaves_nothing(ccp_sample, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_refusals(int8_model, ccp_sample, tmp_path):
-    with pytest.raises(ModelDirError, match="already an int8 model"):
-        quantize_model(int8_model, tmp_path / "again", ccp_sample)
+def test_the_fp32_graph_on_request(int8_model, tiny_model):
+    from service.drafting.backends import OnnxBackend
+
+    assert OnnxBackend(int8_model, threads=1).describe()["graph"] == "model.int8.onnx"
+    assert OnnxBackend(int8_model, threads=1, graph="fp32").describe()["graph"] == "model.onnx"
+    assert OnnxBackend(tiny_model, threads=1).describe()["graph"] == "model.onnx"
+    with pytest.raises(ModelDirError, match="tailor quantize"):
+        OnnxBackend(tiny_model, threads=1, graph="int8")
+
+
+def test_quantizing_again_starts_from_the_fp32_graph(int8_model, ccp_sample, tmp_path):
+    card = quantize_model(int8_model, tmp_path / "again", ccp_sample, calibration=4)
+    fp32 = read_card(DEFAULT_MODEL)
+    assert card["version"] == fp32["version"] + "-int8" and card["parent"] == fp32["version"]
+
+
+def test_refusals(ccp_sample, tmp_path):
     (tmp_path / "exists").mkdir()
     with pytest.raises(FileExistsError, match="exists"):
         quantize_model(DEFAULT_MODEL, tmp_path / "exists", ccp_sample)

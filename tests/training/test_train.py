@@ -141,3 +141,20 @@ def test_ddp_two_cpu_processes(tiny_data, tiny_config_file, tmp_path):
     # 12 train images split over 2 ranks with batch 4: 6 per rank -> 1 full step per rank (drop_last)
     assert state["epoch"] == 1 and state["step"] == 1
     assert "world 2" in proc.stderr + proc.stdout
+
+
+def test_cli_set_overrides_any_field(tiny_data, tiny_config_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--data", str(tiny_data), "--out", str(out), "--config",
+                                      str(tiny_config_file), "--max-steps", "1", "--set", "lr=0.0005",
+                                      "--set", "decoder_channels=[8, 8, 8, 8, 8]", "--set", "rotate=0"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr"] == 0.0005 and config["decoder_channels"] == [8] * 5 and config["rotate"] == 0
+    bad = CliRunner().invoke(app, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "x"),
+                                   "--set", "no_such_field=1"])
+    assert bad.exit_code == 2 and "no_such_field" in bad.output
