@@ -190,6 +190,39 @@ def test_region_alternatives_name_each_region_and_its_runner_up():
     assert {r.class_name for r in with_background} == {"dress", "background"}
 
 
+def test_probabilities_on_a_grid_are_those_at_its_pixels_and_match_a_whole_upsampling():
+    import cv2
+
+    logits = np.random.default_rng(5).standard_normal((len(NAMES), 15, 20)).astype(np.float32)
+    scores = PhotoScores(logits, (61, 83), NAMES)
+    full = cv2.resize(np.ascontiguousarray(logits.transpose(1, 2, 0)), (83, 61), interpolation=cv2.INTER_LINEAR)
+    full = np.exp(full - full.max(axis=2, keepdims=True))
+    full /= full.sum(axis=2, keepdims=True)
+    for step in (1, 3):
+        grid = scores.probabilities_on_grid(step)
+        assert grid.shape == (len(NAMES), -(-61 // step), -(-83 // step))
+        np.testing.assert_allclose(grid, full[::step, ::step].transpose(2, 0, 1), atol=1e-5)
+    ys, xs = np.array([0, 30, 60]), np.array([82, 41, 0])
+    np.testing.assert_allclose(scores.probabilities_at(ys, xs), full[ys, xs].T, atol=1e-5)
+
+
+def test_a_large_photos_alternatives_come_from_a_grid_and_thin_regions_off_it_are_still_listed():
+    size = (1200, 1000)  # 1.2 megapixels: every 4th pixel of every 4th row is sampled
+    logits = np.zeros((len(NAMES), 60, 50), dtype=np.float32)
+    logits[BG] = 5.0
+    logits[:, 10:50, 10:40] = np.array([0.0, 0.0, 2.0, 1.5, 0.0])[:, None, None]
+    scores = PhotoScores(logits, size, NAMES)
+    labels = scores.draft()
+    labels[401, 100:900] = BAG  # a one-pixel line between the grid's rows, drawn on the label map
+    regions = {r.class_name: r for r in region_alternatives(scores, labels)}
+    assert set(regions) == {"dress", "bag"}
+    expected = np.exp([0.0, 0.0, 2.0, 1.5, 0.0]) / np.exp([0.0, 0.0, 2.0, 1.5, 0.0]).sum()
+    assert (regions["dress"].runner_up, regions["bag"].area) == ("skirt", 800)
+    assert expected[DRESS] - 0.03 < regions["dress"].probability <= expected[DRESS] + 1e-6
+    # Averaged over its own 800 pixels: the model never saw a bag there.
+    assert regions["bag"].probability < 0.05 and regions["bag"].runner_up in ("background", "dress")
+
+
 class Clock:
     def __init__(self):
         self.now = 0.0
