@@ -255,6 +255,12 @@ class RefineCache:
             self._items.move_to_end(key)
             return item[0]
 
+    def keys(self) -> list[Hashable]:
+        """The keys kept now, least recently used first."""
+        with self._lock:
+            self._expire(self.clock())
+            return list(self._items)
+
     def put(self, key: Hashable, scores: PhotoScores) -> bool:
         """Keep `scores` under `key`; False (and nothing kept) when it alone exceeds max_bytes."""
         with self._lock:
