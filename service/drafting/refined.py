@@ -15,6 +15,7 @@ import numpy as np
 
 from models.preprocessing import logits_to_labels
 from models.taxonomy import Taxonomy
+from service.drafting.batch import Photo, classes_of, write_draft, write_summary
 from service.drafting.engine import Engine, content_hash
 from service.drafting.errors import DraftNotKept, DraftOfOtherModel
 from service.drafting.predictor import Prediction
@@ -103,3 +104,14 @@ def refined_prediction(kept: Kept, edits: Iterable, settings: GrowthSettings = G
     prediction = Prediction(refinement.labels, confidence, tuple(scores.logits.shape[1:]), timings,
                             kept.model_version, kept.taxonomy, scores.logits)
     return Refined(prediction, labels, len(parsed), int(np.count_nonzero(refinement.labels != labels)))
+
+
+def refine_file(engine: Engine, photo: Path, edits: Iterable, out: Path, left_right: bool = False) -> Refined:
+    """`tailor refine`: the photo's draft with `edits` applied, written as `tailor predict` writes a draft
+    (out/masks/<stem>.png, out/coco.json, out/summary.csv); nothing is written when an edit is refused."""
+    with kept_draft(engine, photo, name=str(photo)) as kept:
+        refined = refined_prediction(kept, edits)
+        (out / "masks").mkdir(parents=True, exist_ok=True)
+        draft = write_draft(out, 0, Photo(photo, str(photo), photo.stem), refined.prediction, left_right)
+    write_summary(out, [draft], classes_of(kept.taxonomy, left_right), kept.model_version)
+    return refined
