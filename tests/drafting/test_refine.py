@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
-from service.drafting.refine import EditError, Refinement, parse_edits, refine
+from service.drafting.refine import EditError, Paint, Refinement, parse_edits, refine
 from service.drafting.scores import PhotoScores, RefineCache, region_alternatives
 from tests.conftest import CCP, DEFAULT_MODEL, REPO
 
@@ -48,8 +49,6 @@ BOX = (slice(30, 90), slice(40, 120))
 
 
 def test_a_class_margin_is_its_logit_over_the_best_other_class_upsampled():
-    import cv2
-
     logits = np.random.default_rng(3).standard_normal((len(NAMES), 15, 20)).astype(np.float32)
     logits[:, 0, 0] = 1.0  # a tie everywhere at one pixel: every class's margin is 0 there
     scores = PhotoScores(logits, (45, 61), NAMES)
@@ -118,6 +117,22 @@ def test_a_stroke_grows_over_similar_pixels_and_stops_at_a_colour_edge():
     assert not top[:, 80:].any()                          # not across the edge
     blind = refine(PhotoScores(scores.logits, (H, W), NAMES), [stroke])
     assert (blind == TOP)[:, 80:].any()                   # without the pixels nothing stops it there
+
+
+def test_painted_pixels_grow_as_the_same_stroke_drawn_as_a_line_does():
+    image = np.zeros((H, W, 3), dtype=np.uint8)
+    image[:, :80] = (200, 40, 40)
+    image[:, 80:] = (40, 60, 200)
+    scores = drawn({BG: 2.0, TOP: 1.5}, [], image)
+    line = np.zeros((H, W), dtype=np.uint8)
+    cv2.polylines(line, [np.array([[70, 40], [70, 80]], dtype=np.int32)], False, 1, thickness=3)
+    painted = refine(scores, [Paint(line.view(bool), TOP)])
+    np.testing.assert_array_equal(painted, refine(scores, [{"points": [[70, 40], [70, 80]], "class": "top",
+                                                            "width": 3}]))
+    with pytest.raises(EditError, match="non-empty mask of the photo's size"):
+        refine(scores, [Paint(np.zeros((H, W), dtype=bool), TOP)])
+    with pytest.raises(EditError, match="non-empty mask of the photo's size"):
+        refine(scores, [Paint(np.ones((H, W + 1), dtype=bool), TOP)])
 
 
 def test_edits_apply_in_order_and_a_later_click_splits_an_earlier_ones_area():
@@ -191,8 +206,6 @@ def test_region_alternatives_name_each_region_and_its_runner_up():
 
 
 def test_probabilities_on_a_grid_are_those_at_its_pixels_and_match_a_whole_upsampling():
-    import cv2
-
     logits = np.random.default_rng(5).standard_normal((len(NAMES), 15, 20)).astype(np.float32)
     scores = PhotoScores(logits, (61, 83), NAMES)
     full = cv2.resize(np.ascontiguousarray(logits.transpose(1, 2, 0)), (83, 61), interpolation=cv2.INTER_LINEAR)
@@ -281,8 +294,6 @@ def ccp_photos():
 
 
 def largest_wrong_area(labels: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, int]:
-    import cv2
-
     wrong = labels != truth
     best, best_class = np.zeros_like(wrong), 0
     for c in np.unique(truth[wrong]):
@@ -303,8 +314,6 @@ def miou(labels: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_a_click_with_the_true_class_on_the_largest_wrong_area_raises_the_photos_iou(ccp_photos):
-    import cv2
-
     for scores, truth in ccp_photos:
         draft = scores.draft()
         area, true_class = largest_wrong_area(draft, truth)
