@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 
+import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -43,8 +44,6 @@ def drafted(counted):
 
 
 def interior(mask: np.ndarray) -> tuple[int, int]:
-    import cv2
-
     depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(int(depth.argmax()), depth.shape)
     return int(x), int(y)
