@@ -95,7 +95,8 @@ def main() -> None:
     print(f"{len(val)} CCP val photos, {os.cpu_count()} CPU cores, one click each (the runner-up class at the "
           "largest region's interior), answer in ls_brush; model calls during refines: 0")
     print()
-    print("| path | refine ms (median / p95) | answer ms (regions, encoding) | server total ms | client round trip ms (median / p95) |")
+    print("| path | refine ms (median / p95) | answer ms (regions, encoding) | server total ms "
+          "| client round trip ms (median / p95) |")
     print("|---|---:|---:|---:|---:|")
     for path, timings in rows.items():
         def stat(key: str) -> str:

@@ -64,8 +64,8 @@ def context_edits(regions: Sequence[Mapping], xml: str, scores: PhotoScores, tax
                             "(KeyPointLabels) and brush strokes (BrushLabels)")
         labels = value.get(kind) or value.get("labels") or []
         control = controls.get(region.get("from_name"))
-        lookup = {} if control is None else {label: cid for cid, label in class_labels(control, taxonomy, mapping,
-                                                                                       include_background=True).items()}
+        classes = {} if control is None else class_labels(control, taxonomy, mapping, include_background=True)
+        lookup = {label: cid for cid, label in classes.items()}
         if kind == "keypointlabels":
             if not all(isinstance(value.get(v), (int, float)) and 0 <= value[v] <= 100 for v in ("x", "y")):
                 raise EditError(f"context region {k}: a keypoint needs x and y in percent of the image (0-100), "
@@ -106,8 +106,9 @@ def changed_classes(refined: Refined) -> list[int]:
     return sorted(int(c) for c in touched if c != 0)
 
 
-def refined_regions(refined: Refined, config: LabelConfig, taxonomy: Taxonomy, alternatives: Sequence[RegionAlternative],
-                    mapping: Mapping[str, str] | None = None, tolerance: float = 1.0) -> list[dict]:
+def refined_regions(refined: Refined, config: LabelConfig, taxonomy: Taxonomy,
+                    alternatives: Sequence[RegionAlternative], mapping: Mapping[str, str] | None = None,
+                    tolerance: float = 1.0) -> list[dict]:
     """The regions of the classes a refine changed, as LS suggestions. Brush regions keep the ids of the
     draft's (tailor-brush-<class id>), so accepting one replaces the drafted region of its class; a class the
     edits removed comes back as an empty region for that reason. Unchanged classes are left out, so

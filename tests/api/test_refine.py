@@ -150,7 +150,8 @@ def test_malformed_requests_are_refused_before_any_drafting(counted, drafted):
         (client.post("/v1/refine", data={"edits": "[{"}, files={"image": ("p.jpg", photo, "image/jpeg")}),
          422, "not valid JSON"),
         (client.post("/v1/refine", content=photo, headers={"content-type": "image/jpeg"}), 422, "no edits"),
-        (client.post("/v1/refine", files={"edits": ("edits.json", b"[]")}), 400, "'image' file field or its 'content_hash'"),
+        (client.post("/v1/refine", files={"edits": ("edits.json", b"[]")}), 400,
+         "'image' file field or its 'content_hash'"),
         (client.post("/v1/refine", content=b"edits", headers={"content-type": "text/plain"}), 415, "multipart"),
     ]
     for r, status, message in cases:

@@ -96,7 +96,8 @@ def test_a_click_sends_back_the_changed_classes_under_the_drafts_ids_and_an_empt
     assert changed_classes(refined) == [dress, skirt]
     config = parse_label_config(CONFIG)
     alternatives = region_alternatives(scores, refined.prediction.labels)
-    regions = {r["value"]["brushlabels"][0]: r for r in refined_regions(refined, config, TAXONOMY, alternatives, MAPPING)}
+    answered = refined_regions(refined, config, TAXONOMY, alternatives, MAPPING)
+    regions = {r["value"]["brushlabels"][0]: r for r in answered}
     assert set(regions) == {"Dress", "Skirt"}
     assert (regions["Dress"]["id"], regions["Skirt"]["id"]) == (f"tailor-brush-{dress}", f"tailor-brush-{skirt}")
     np.testing.assert_array_equal(ls_brush.decode(regions["Skirt"]["value"]["rle"], H, W),

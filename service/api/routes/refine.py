@@ -95,7 +95,8 @@ async def read_refine_input(request: Request, settings, edits_query: str | None)
             req = RefineRequest.model_validate_json(body or b"null")
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-        options = {k: getattr(req, k) for k in ("formats", "confidence_map", "left_right") if getattr(req, k) is not None}
+        options = {k: getattr(req, k) for k in ("formats", "confidence_map", "left_right")
+                   if getattr(req, k) is not None}
         if req.content_hash is not None:
             return RefineInput(None, req.content_hash, "content_hash", req.edits, options)
         if req.image_url is not None:
