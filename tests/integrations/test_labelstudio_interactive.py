@@ -110,6 +110,17 @@ def test_a_click_sends_back_the_changed_classes_under_the_drafts_ids_and_an_empt
     assert "meta" not in regions["Dress"]  # nothing left of it to describe
 
 
+def test_without_brush_labels_the_changed_classes_come_back_as_new_polygons():
+    refined, scores = _refined([keypoint(25.0, 50.0, "Skirt")])
+    config = parse_label_config('<View><Image name="image" value="$image"/><PolygonLabels name="poly" '
+                                'toName="image"><Label value="Dress"/><Label value="Skirt"/><Label value="Jacket"/>'
+                                '</PolygonLabels></View>')
+    regions = refined_regions(refined, config, TAXONOMY, region_alternatives(scores, refined.prediction.labels),
+                              MAPPING)
+    assert {r["value"]["polygonlabels"][0] for r in regions} == {"Skirt"}  # the dress is gone, the jacket untouched
+    assert all(r["id"].startswith("tailor-refined-poly-") and r["type"] == "polygonlabels" for r in regions)
+
+
 def test_region_meta_names_labels_and_the_parts_of_a_class():
     scores = drawn()
     labels = scores.draft()
