@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     qa: dict[str, Any] = Field(default_factory=dict, description="QAThresholds fields to override, as JSON "
                                                                  "(e.g. {\"margin_max_width_px\": 6})")
 
+    # -- Refining drafts: /v1/refine, `tailor refine`, Label Studio's interactive mode (docs/refine.md) --------
+    # A draft's model scores are kept per (photo content hash, model version), so a refine never runs the
+    # model again; bounded by count, memory and idle time (about 9 MB per CCP-sized photo).
+    refine_cache_entries: int = Field(64, ge=0, le=100_000, description="drafts kept for refines (0: none)")
+    refine_cache_mb: float = Field(256.0, ge=0, le=1_000_000, description="memory the kept drafts may take (MiB)")
+    refine_cache_ttl_s: float = Field(900.0, gt=0, le=7 * 86_400, description="a kept draft is dropped this "
+                                                                             "long after its last use (s)")
+    region_min_area: int = Field(64, ge=1, description="smallest drafted region (px) listed with its runner-up "
+                                                       "class in an answer's regions")
+
     @field_validator("labelstudio_url")
     @classmethod
     def _check_ls_url(cls, value: str | None) -> str | None:

@@ -19,15 +19,16 @@ from service.api.limits import BodySizeLimit
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
 from service.api.routes import (batches, corrections, effort, health, jobs, labelstudio, metrics, models, predict,
-                                qa, worklist_review, worklists)
+                                qa, refine, worklist_review, worklists)
 from service.api.routes.predict import MASK_HEADERS
 from service.api.schemas.batches import FolderJobRequest
 from service.api.schemas.predict import PredictRequest
+from service.api.schemas.refine import RefineRequest
 from service.drafting.engine import Engine
 from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
 from service.jobs.batch_predict import run_batch_predict
 from service.jobs.worker import Worker, new_worker_id
-from service.settings import Settings
+from service.settings import MiB, Settings
 
 log = logging.getLogger("tailor.service")
 
@@ -87,7 +88,7 @@ def _document_manual_bodies(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (PredictRequest, FolderJobRequest):
+            for model in (PredictRequest, RefineRequest, FolderJobRequest):
                 components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
             app.openapi_schema = schema
         return app.openapi_schema
@@ -107,8 +108,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.ready = False
     app.state.engine = None
     app.state.store = None
-    for module in (predict, batches, corrections, models, jobs, health, worklists, worklist_review, effort, qa,
-                   metrics, labelstudio):
+    for module in (predict, refine, batches, corrections, models, jobs, health, worklists, worklist_review, effort,
+                   qa, metrics, labelstudio):
         app.include_router(module.router)
     app.include_router(qa.corrections_router)
 
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
             return settings.max_batch_upload_bytes
         if path.startswith("/v1/predict"):
             return settings.predict_body_limit
+        if path.startswith("/v1/refine"):
+            return settings.predict_body_limit + MiB  # the photo, and room for the edits' stroke points
         if path.startswith(("/v1/corrections", "/v1/qa")):
             return settings.max_mask_upload_bytes
         if path.startswith("/v1/labelstudio"):

@@ -1,7 +1,7 @@
 """HTTP status codes for the service's plain exceptions: the one place where domain errors become answers.
 
 Routes let drafting, format and folder errors propagate; create_app installs these handlers, so the same
-refusal is a 400, 403, 404, 413, 422 or 503 wherever it is raised. Every answer is JSON {"detail": ...}.
+refusal is a 400, 403, 404, 409, 413, 422 or 503 wherever it is raised. Every answer is JSON {"detail": ...}.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 
 from service.api.request_id import HEADER as REQUEST_ID
 from service.drafting.batcher import BatcherClosed
-from service.drafting.errors import (FolderNotFound, FolderOutsideRoot, FolderRefused, HostNotAllowed,
-                                     PhotoRejected, PhotoTooLarge, TooManyPhotos)
+from service.drafting.errors import (DraftNotKept, DraftOfOtherModel, FolderNotFound, FolderOutsideRoot,
+                                     FolderRefused, HostNotAllowed, PhotoRejected, PhotoTooLarge, TooManyPhotos)
+from service.drafting.refine import EditError
 from service.formats import UnknownFormatError
 
 log = logging.getLogger("tailor.service")
@@ -28,6 +29,9 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (FolderNotFound, 404),
     (TooManyPhotos, 413),
     (FolderRefused, 400),
+    (EditError, 422),
+    (DraftOfOtherModel, 409),
+    (DraftNotKept, 404),
 )
 
 

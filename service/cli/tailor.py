@@ -1,6 +1,6 @@
 """The `tailor` command: the root Typer app, with each sub-app and command from its own module.
 
-model (train, export, quantize, evaluate), serve, predict, jobs (and worker), db, models, corrections,
+model (train, export, quantize, evaluate), serve, predict, refine, jobs (and worker), db, models, corrections,
 worklist (with worklist_review's commands). main() is the console-script entry point.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from service.cli.jobs import jobs_app, worker
 from service.cli.model import evaluate, export, pseudo_label, quantize, train
 from service.cli.models import models_app
 from service.cli.predict import predict
+from service.cli.refine import refine
 from service.cli.serve import serve
 from service.cli.worklist import worklist_app
 from service.cli.worklist_review import register as register_review
@@ -28,7 +29,7 @@ def _root() -> None:
     """Tailor: draft garment masks for annotators."""
 
 
-for command in (train, export, quantize, evaluate, pseudo_label, serve, predict, worker):
+for command in (train, export, quantize, evaluate, pseudo_label, serve, predict, refine, worker):
     app.command()(command)
 register_review(worklist_app)
 for sub_app, name in ((db_app, "db"), (models_app, "models"), (corrections_app, "corrections"),

@@ -14,6 +14,7 @@ import numpy as np
 from models.taxonomy import Taxonomy
 from service.drafting.left_right import split_left_right
 from service.drafting.predictor import Prediction
+from service.drafting.scores import RegionAlternative
 from service.formats import LabelLayers, as_layers, coco_rle, get_format
 from service.formats import png as png_format
 
@@ -91,9 +92,10 @@ def described_classes(labels: np.ndarray | LabelLayers, confidence: np.ndarray, 
 
 
 def answer_for(pred: Prediction, formats: Sequence[str] = (), confidence_map: bool = False,
-               left_right: bool = False) -> dict:
+               left_right: bool = False, regions: Sequence[RegionAlternative] | None = None) -> dict:
     """The JSON answer for one photo (PredictResponse in service.api.schemas), in the class list of the
-    model that drafted it (with hot swaps, maybe no longer the one serving)."""
+    model that drafted it (with hot swaps, maybe no longer the one serving). `regions`: the draft's
+    connected regions with their runner-up classes (region_alternatives), named in the model's classes."""
     taxonomy = pred.taxonomy
     labels, taxonomy = output_classes(pred.labels, taxonomy, left_right)
     conf = pred.confidence
@@ -111,6 +113,8 @@ def answer_for(pred: Prediction, formats: Sequence[str] = (), confidence_map: bo
         "formats": list(formats),
         "classes": classes,
     }
+    if regions is not None:
+        result["regions"] = [r.as_dict() for r in regions]
     if "png" in formats:
         result["label_map_png"] = base64.b64encode(png_format.encode(labels)).decode("ascii")
     if confidence_map:

@@ -22,6 +22,7 @@ from service.drafting.engine import Engine
 from service.drafting.errors import PhotoRejected
 from service.drafting.left_right_classes import split_taxonomy
 from service.drafting.photo_files import write_atomic
+from service.drafting.predictor import Prediction
 from service.formats import png as png_format
 
 
@@ -75,21 +76,25 @@ def draft_photos(engine: Engine, photos: Sequence[Photo], out: Path, *, formats:
         index, photo = item
         try:
             with engine.draft(photo.path, photo.name) as d:
-                labels, taxonomy = output_classes(d.labels, d.taxonomy, left_right)
-                mask = f"masks/{photo.stem}.png"
-                write_atomic(out / mask, png_format.encode(labels))
-                image, annotations = coco_image_entry(index + 1, photo.name, labels, d.confidence, taxonomy,
-                                                      d.difficulty)
-                h, w = labels.shape
-                return index, PhotoDraft(index, photo.name, str(photo.path), mask, int(w), int(h),
-                                         round(float(d.difficulty), 4), d.model_version, taxonomy.names,
-                                         described_classes(labels, d.confidence, taxonomy, formats),
-                                         {"image": image, "annotations": annotations})
+                return index, write_draft(out, index, photo, d.prediction, left_right, formats)
         except PhotoRejected as exc:
             return index, str(exc)
 
     todo = [(i, p) for i, p in enumerate(photos) if not skip(i)]
     yield from _in_order(draft, todo, workers or engine.batcher.max_size + 1)
+
+
+def write_draft(out: Path, index: int, photo: Photo, pred: Prediction, left_right: bool = False,
+                formats: Sequence[str] = ()) -> PhotoDraft:
+    """Write out/masks/<stem>.png of one photo's draft and describe it (classes, COCO entry, image id index + 1)."""
+    labels, taxonomy = output_classes(pred.labels, pred.taxonomy, left_right)
+    mask = f"masks/{photo.stem}.png"
+    write_atomic(out / mask, png_format.encode(labels))
+    image, annotations = coco_image_entry(index + 1, photo.name, labels, pred.confidence, taxonomy, pred.difficulty)
+    h, w = labels.shape
+    return PhotoDraft(index, photo.name, str(photo.path), mask, int(w), int(h), round(float(pred.difficulty), 4),
+                      pred.model_version, taxonomy.names, described_classes(labels, pred.confidence, taxonomy, formats),
+                      {"image": image, "annotations": annotations})
 
 
 @dataclass

@@ -7,12 +7,14 @@ run in the caller's thread, so on CPU only the model call is serialised.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -26,7 +28,8 @@ from service.drafting.batcher import MicroBatcher
 from service.drafting.errors import PhotoRejected, PhotoTooLarge, Saturated
 from service.drafting.pixel_budget import PixelBudget
 from service.drafting.predictor import Prediction, Predictor
-from service.settings import Settings
+from service.drafting.scores import PhotoScores, RefineCache
+from service.settings import MiB, Settings
 
 _BUFFER_REPR = re.compile(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>")  # Pillow's name for bytes: noise
 
@@ -38,6 +41,15 @@ class Draft:
     name: str
     image: np.ndarray             # the pixels as decoded: the whole photo, or smaller for the model's sake
     prediction: Prediction
+    content_hash: str = ""        # sha256 of the photo's bytes, when the draft is kept for refines
+
+    @cached_property
+    def scores(self) -> PhotoScores:
+        """What refines and region alternatives read: the logits (a copy: the model's output may be one
+        photo of a batch), the photo's size and class names, and its pixels when decoded whole."""
+        pred = self.prediction
+        image = self.image if self.image.shape[:2] == pred.labels.shape else None  # colour at full size only
+        return PhotoScores(pred.logits.copy(), pred.labels.shape, pred.taxonomy.names, image)
 
     @property
     def labels(self) -> np.ndarray:
@@ -87,6 +99,9 @@ class Engine:
         self.in_flight = 0
         self.pixels = PixelBudget(max(1, int(settings.max_megapixels_in_flight * 1e6)),
                                   metrics.pixels_in_flight.set if metrics else None)
+        # Drafts kept for refines, per (content hash, model version): a refine never runs the model again.
+        self.kept = RefineCache(settings.refine_cache_entries, int(settings.refine_cache_mb * MiB),
+                                settings.refine_cache_ttl_s)
 
     # -- bounded concurrency -------------------------------------------------------------------
     def try_acquire(self) -> None:
@@ -171,17 +186,19 @@ class Engine:
 
     @contextmanager
     def draft(self, photo: bytes | Path, name: str | None = None, *, full_pixels: bool = False,
-              predictor: Predictor | None = None) -> Iterator[Draft]:
+              predictor: Predictor | None = None, keep: bool = False,
+              read: tuple[bytes, ImageHeader] | None = None) -> Iterator[Draft]:
         """Draft one photo (its bytes, or a file). Blocking: call it from a worker thread.
 
         The photo's pixels count against the pixel budget until the block ends, so whatever the caller
         makes of the draft there (encodings, files) is inside the bound too. `full_pixels` keeps the whole
         decoded photo (the overlay draws on it); `predictor` drafts with another model than the serving
-        one (a warm-up before a swap).
+        one (a warm-up before a swap); `keep` keeps its scores for refines (`kept`, by content hash);
+        `read` is what read() already gave for the photo.
         """
         name = name or (str(photo) if isinstance(photo, Path) else "image")
         predictor = predictor or self.predictor
-        data, header = self.read(photo, name)
+        data, header = read or self.read(photo, name)
         t0 = time.perf_counter()
         with self.pixels.hold(header.pixels):
             t1 = time.perf_counter()
@@ -190,7 +207,11 @@ class Engine:
             pred = self.predict(image, shape, predictor)
             pred.timings_ms = {"decode": (t2 - t1) * 1000, **pred.timings_ms}
             pred.timings_ms["queue"] += (t1 - t0) * 1000  # waiting for the pixel budget is queueing too
-            yield Draft(name, image, pred)
+            draft = Draft(name, image, pred)
+            if keep:
+                draft.content_hash = content_hash(data)
+                self.kept.put((draft.content_hash, pred.model_version), draft.scores)
+            yield draft
 
     # -- the model -------------------------------------------------------------------------------
     # Split in three so that on CPU the post-processing and encoding of one draft overlap the model call
@@ -255,6 +276,11 @@ class Engine:
 
     def close(self) -> None:
         self.batcher.close()
+
+
+def content_hash(data: bytes) -> str:
+    """The key a photo's draft is kept under (with the model version): sha256 of its bytes, in hex."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _capped(shape: tuple[int, int], cap: int) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """Why a photo was not drafted, as plain exceptions; the API chooses their HTTP status codes.
 
 Every message names the photo and what was wrong with it, so a batch report, a CLI line and an HTTP
-answer say the same thing. All are ValueErrors: the input was wrong, not the service.
+answer say the same thing. Refusals of the input are ValueErrors; a refine by content hash finds no kept
+draft (DraftNotKept, a LookupError) when the service no longer holds it.
 """
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ class PhotoUnavailable(PhotoRejected):
 
 class HostNotAllowed(PhotoUnavailable):
     """A photo URL on a host the settings do not allow, or redirected off its host."""
+
+
+class DraftNotKept(LookupError):
+    """No draft of the photo with this content hash is kept (never drafted here, expired or evicted)."""
+
+
+class DraftOfOtherModel(DraftNotKept):
+    """The photo's kept draft was made by a model that no longer serves."""
 
 
 class Saturated(RuntimeError):

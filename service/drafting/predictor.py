@@ -26,6 +26,7 @@ class Prediction:
     # The model that made it: with hot swaps the engine's current predictor may already be another.
     model_version: str = ""
     taxonomy: Taxonomy | None = None
+    logits: np.ndarray | None = None  # (classes, h, w) the labels came from: what a refine reuses
 
     @property
     def difficulty(self) -> float:
@@ -72,7 +73,7 @@ class Predictor:
         t0 = time.perf_counter()
         labels, conf = logits_to_labels(logits, shape)
         timings_ms["postprocess"] = (time.perf_counter() - t0) * 1000
-        return Prediction(labels, conf, tuple(logits.shape[1:]), timings_ms, self.version, self.taxonomy)
+        return Prediction(labels, conf, tuple(logits.shape[1:]), timings_ms, self.version, self.taxonomy, logits)
 
 
 def load_predictor(model_dir: Path | str, settings) -> Predictor:

@@ -48,7 +48,14 @@ class Stroke:
     width: int = 5
 
 
-Edit = Click | Remove | Stroke
+@dataclass(frozen=True, eq=False)
+class Paint:
+    """A stroke given as the pixels it painted (a Label Studio brush stroke) rather than as a line."""
+    mask: np.ndarray   # (H, W) bool at the photo's size
+    class_id: int
+
+
+Edit = Click | Remove | Stroke | Paint
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,11 @@ def parse_edits(raw: Iterable, scores: PhotoScores) -> list[Edit]:
 
 def _parse_edit(edit, index: int, scores: PhotoScores) -> Edit:
     where = f"edit {index}"
+    if isinstance(edit, Paint):
+        if edit.mask.shape != scores.size or not edit.mask.any():
+            raise EditError(f"{where}: a painted stroke must be a non-empty mask of the photo's size {scores.size}, "
+                            f"got {edit.mask.shape}")
+        return edit
     if isinstance(edit, (Click, Remove, Stroke)):
         return edit  # built by code, not taken from a request
     if not isinstance(edit, dict):
@@ -188,6 +200,8 @@ class Refinement:
 
     def _seed(self, edit: Edit) -> np.ndarray:
         """(H, W) bool: the pixels the annotator placed the edit on."""
+        if isinstance(edit, Paint):
+            return edit.mask.astype(bool)
         seed = np.zeros(self.scores.size, dtype=np.uint8)
         if isinstance(edit, Stroke):
             cv2.polylines(seed, [np.array(edit.points, dtype=np.int32)], False, 1, thickness=edit.width)
@@ -266,7 +280,7 @@ class Refinement:
         region = component_at(drafted_region(self.labels, x, y) & self._free_for(seed), x, y, connectivity=8)
         return region, (self.scores.labels_without(current) if remove.to is None else remove.to)
 
-    def _stroke(self, stroke: Stroke) -> np.ndarray:
+    def _stroke(self, stroke: Stroke | Paint) -> np.ndarray:
         s, k = self.settings, stroke.class_id
         seed = self._seed(stroke)
         margin = self.scores.margin(k)

@@ -5,6 +5,7 @@ refine never runs the model again; `region_alternatives` lists each drafted regi
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from models.preprocessing import logits_to_labels
 # Far enough below any real logit that a class set to it never wins, finite so the exact upsampled
 # argmax of models.preprocessing keeps its fast path.
 _EXCLUDED = -1.0e4
+ALTERNATIVE_SAMPLES = 1 << 17  # pixels whose probabilities a draft's region alternatives average, at most
 
 
 class PhotoScores:
@@ -85,15 +87,27 @@ class PhotoScores:
         logits[class_id] = _EXCLUDED
         return logits_to_labels(logits, self.size)[0]
 
-    def probabilities_at(self, where: np.ndarray) -> np.ndarray:
-        """(N, C) float32: the softmax of the upsampled logits at the N pixels set in `where` (H, W), so
-        each pixel's most probable class is its label in the draft (softmax first, then upsampling,
-        can disagree on small specks)."""
-        up = _upsample(np.ascontiguousarray(self.logits.transpose(1, 2, 0)), self.size)[where]
-        up -= up.max(axis=1, keepdims=True)
-        np.exp(up, out=up)
-        up /= up.sum(axis=1, keepdims=True)
-        return up
+    def probabilities_at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """(C, N) float32: the softmax of the upsampled logits at the N pixels (ys, xs), so each pixel's
+        most probable class is its label in the draft (softmax first, then upsampling, can disagree on
+        small specks). Interpolated at those pixels alone: no channel is upsampled whole."""
+        (y0, y1, fy), (x0, x1, fx) = _axis(self.size[0], self.logits.shape[1], ys), \
+            _axis(self.size[1], self.logits.shape[2], xs)
+        at = self.logits[:, y0, x0] * ((1 - fy) * (1 - fx)) + self.logits[:, y0, x1] * ((1 - fy) * fx)
+        at += self.logits[:, y1, x0] * (fy * (1 - fx)) + self.logits[:, y1, x1] * (fy * fx)
+        return _softmax(at)
+
+    def probabilities_on_grid(self, step: int) -> np.ndarray:
+        """(C, ceil(H / step), ceil(W / step)) float32: `probabilities_at` every `step`-th pixel of every
+        `step`-th row: one affine warp per channel samples the logits there as cv2.resize to the photo's
+        size would (to float rounding), without the whole-size channels."""
+        (h, w), (H, W) = self.logits.shape[1:], self.size
+        grid = np.empty((len(self.class_names), -(-H // step), -(-W // step)), dtype=np.float32)
+        to_source = np.array([[step * w / W, 0, 0.5 * w / W - 0.5], [0, step * h / H, 0.5 * h / H - 0.5]])
+        for channel, out in zip(self.logits, grid):
+            cv2.warpAffine(channel, to_source, out.shape[::-1], dst=out, borderMode=cv2.BORDER_REPLICATE,
+                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        return _softmax(grid)
 
 
 @dataclass(frozen=True)
@@ -116,7 +130,7 @@ def region_alternatives(scores: PhotoScores, labels: np.ndarray, min_area: int =
                         include_background: bool = False) -> list[RegionAlternative]:
     """Every region of a class in `labels` (8-connected, as `drafted_region` finds it) of at least
     `min_area` pixels, largest first, with its class's and its runner-up's mean probability
-    ("dress 0.52, skirt 0.41").
+    ("dress 0.52, skirt 0.41"), averaged over a grid of at most about ALTERNATIVE_SAMPLES of its pixels.
     """
     if labels.shape != scores.size:
         raise ValueError(f"label map {labels.shape} is not the photo's size {scores.size}")
@@ -125,22 +139,25 @@ def region_alternatives(scores: PhotoScores, labels: np.ndarray, min_area: int =
     for class_id in np.unique(labels):
         if class_id == 0 and not include_background:
             continue
-        n, parts, stats, _ = cv2.connectedComponentsWithStats((labels == class_id).view(np.uint8), connectivity=8)
+        mask = (labels == class_id).view(np.uint8)
+        # Within the class's bounding box: most garments cover a small part of the photo.
+        x0, y0, w, h = cv2.boundingRect(mask)
+        n, parts, stats, _ = cv2.connectedComponentsWithStats(mask[y0:y0 + h, x0:x0 + w], connectivity=8)
+        stats[:, cv2.CC_STAT_LEFT] += x0
+        stats[:, cv2.CC_STAT_TOP] += y0
         kept = [part for part in range(1, n) if stats[part, cv2.CC_STAT_AREA] >= min_area]
         renumber = np.zeros(n, dtype=np.int32)  # part -> region id; 0 for the rest and dropped specks
         renumber[kept] = np.arange(len(found) + 1, len(found) + 1 + len(kept))
         found.extend((int(class_id), stats[part]) for part in kept)
-        np.copyto(region_ids, renumber[parts], where=parts > 0)
+        crop = region_ids[y0:y0 + h, x0:x0 + w]
+        np.copyto(crop, renumber[parts], where=parts > 0)
     if not found:
         return []
-    inside = region_ids > 0
-    ids = region_ids[inside]
-    probs = np.ascontiguousarray(scores.probabilities_at(inside).T)
-    sums = np.stack([np.bincount(ids, weights=p, minlength=len(found) + 1) for p in probs], axis=1)[1:]
+    sums = _probability_sums(scores, region_ids, len(found) + 1)[1:]
     out = []
     for (class_id, stats), class_sums in zip(found, sums):
         area = int(stats[cv2.CC_STAT_AREA])
-        mean = class_sums / area
+        mean = class_sums[:-1] / class_sums[-1]
         rivals = mean.copy()
         rivals[class_id] = -1.0
         runner_up = int(rivals.argmax())
@@ -149,6 +166,30 @@ def region_alternatives(scores: PhotoScores, labels: np.ndarray, min_area: int =
                                      scores.class_names[runner_up], float(mean[runner_up])))
     out.sort(key=lambda r: -r.area)
     return out
+
+
+def _probability_sums(scores: PhotoScores, region_ids: np.ndarray, n: int) -> np.ndarray:
+    """(n, C + 1): per region id, the summed class probabilities over its sampled pixels, and their count.
+
+    A grid of about ALTERNATIVE_SAMPLES pixels (every pixel up to that many, every other pixel of every
+    other row of a CCP photo) keeps the cost and memory of a draft's alternatives flat in the photo's size;
+    a region no grid pixel falls in (a speck, a thin line between grid rows) is taken at all its pixels.
+    """
+    step = max(1, math.ceil(math.sqrt(region_ids.size / ALTERNATIVE_SAMPLES)))
+    sampled = region_ids[::step, ::step]
+    inside = sampled > 0
+    ids, probs = sampled[inside], scores.probabilities_on_grid(step)[:, inside]
+    sums = _sums(ids, probs, n)
+    missed = np.flatnonzero(sums[1:, -1] == 0) + 1
+    if missed.size:
+        ys, xs = np.nonzero(np.isin(region_ids, missed))
+        sums += _sums(region_ids[ys, xs], scores.probabilities_at(ys, xs), n)
+    return sums
+
+
+def _sums(ids: np.ndarray, probs: np.ndarray, n: int) -> np.ndarray:
+    columns = [np.bincount(ids, weights=p, minlength=n) for p in probs]
+    return np.stack([*columns, np.bincount(ids, minlength=n).astype(np.float64)], axis=1)
 
 
 def component_at(mask: np.ndarray, x: int, y: int, connectivity: int = 4) -> np.ndarray:
@@ -214,6 +255,12 @@ class RefineCache:
             self._items.move_to_end(key)
             return item[0]
 
+    def keys(self) -> list[Hashable]:
+        """The keys kept now, least recently used first."""
+        with self._lock:
+            self._expire(self.clock())
+            return list(self._items)
+
     def put(self, key: Hashable, scores: PhotoScores) -> bool:
         """Keep `scores` under `key`; False (and nothing kept) when it alone exceeds max_bytes."""
         with self._lock:
@@ -234,6 +281,22 @@ class RefineCache:
         item = self._items.pop(key, None)
         if item is not None:
             self.nbytes -= item[0].nbytes
+
+
+def _axis(n_out: int, n_in: int, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cv2's INTER_LINEAR sampling along one axis at output pixels `at`: the two source indices and the
+    second one's weight (pixel centres map as src = (dst + 0.5) * n_in / n_out - 0.5, clamped)."""
+    src = np.clip((np.asarray(at, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    first = np.floor(src).astype(np.intp)
+    return first, np.minimum(first + 1, n_in - 1), (src - first).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the first axis (classes), in place."""
+    logits -= logits.max(axis=0)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=0)
+    return logits
 
 
 def _upsample(channels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

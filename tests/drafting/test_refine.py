@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
-from service.drafting.refine import EditError, Refinement, parse_edits, refine
+from service.drafting.refine import EditError, Paint, Refinement, parse_edits, refine
 from service.drafting.scores import PhotoScores, RefineCache, region_alternatives
 from tests.conftest import CCP, DEFAULT_MODEL, REPO
 
@@ -48,8 +49,6 @@ BOX = (slice(30, 90), slice(40, 120))
 
 
 def test_a_class_margin_is_its_logit_over_the_best_other_class_upsampled():
-    import cv2
-
     logits = np.random.default_rng(3).standard_normal((len(NAMES), 15, 20)).astype(np.float32)
     logits[:, 0, 0] = 1.0  # a tie everywhere at one pixel: every class's margin is 0 there
     scores = PhotoScores(logits, (45, 61), NAMES)
@@ -118,6 +117,22 @@ def test_a_stroke_grows_over_similar_pixels_and_stops_at_a_colour_edge():
     assert not top[:, 80:].any()                          # not across the edge
     blind = refine(PhotoScores(scores.logits, (H, W), NAMES), [stroke])
     assert (blind == TOP)[:, 80:].any()                   # without the pixels nothing stops it there
+
+
+def test_painted_pixels_grow_as_the_same_stroke_drawn_as_a_line_does():
+    image = np.zeros((H, W, 3), dtype=np.uint8)
+    image[:, :80] = (200, 40, 40)
+    image[:, 80:] = (40, 60, 200)
+    scores = drawn({BG: 2.0, TOP: 1.5}, [], image)
+    line = np.zeros((H, W), dtype=np.uint8)
+    cv2.polylines(line, [np.array([[70, 40], [70, 80]], dtype=np.int32)], False, 1, thickness=3)
+    painted = refine(scores, [Paint(line.view(bool), TOP)])
+    np.testing.assert_array_equal(painted, refine(scores, [{"points": [[70, 40], [70, 80]], "class": "top",
+                                                            "width": 3}]))
+    with pytest.raises(EditError, match="non-empty mask of the photo's size"):
+        refine(scores, [Paint(np.zeros((H, W), dtype=bool), TOP)])
+    with pytest.raises(EditError, match="non-empty mask of the photo's size"):
+        refine(scores, [Paint(np.ones((H, W + 1), dtype=bool), TOP)])
 
 
 def test_edits_apply_in_order_and_a_later_click_splits_an_earlier_ones_area():
@@ -190,6 +205,39 @@ def test_region_alternatives_name_each_region_and_its_runner_up():
     assert {r.class_name for r in with_background} == {"dress", "background"}
 
 
+def test_probabilities_on_a_grid_are_those_at_its_pixels_and_match_a_whole_upsampling():
+    logits = np.random.default_rng(5).standard_normal((len(NAMES), 15, 20)).astype(np.float32)
+    scores = PhotoScores(logits, (61, 83), NAMES)
+    full = cv2.resize(np.ascontiguousarray(logits.transpose(1, 2, 0)), (83, 61), interpolation=cv2.INTER_LINEAR)
+    full = np.exp(full - full.max(axis=2, keepdims=True))
+    full /= full.sum(axis=2, keepdims=True)
+    for step in (1, 3):
+        grid = scores.probabilities_on_grid(step)
+        assert grid.shape == (len(NAMES), -(-61 // step), -(-83 // step))
+        np.testing.assert_allclose(grid, full[::step, ::step].transpose(2, 0, 1), atol=1e-5)
+    ys, xs = np.array([0, 30, 60]), np.array([82, 41, 0])
+    np.testing.assert_allclose(scores.probabilities_at(ys, xs), full[ys, xs].T, atol=1e-5)
+
+
+def test_a_large_photos_alternatives_come_from_a_grid_and_thin_regions_off_it_are_still_listed():
+    size = (1200, 1000)  # 1.2 megapixels: every 4th pixel of every 4th row is sampled
+    logits = np.zeros((len(NAMES), 60, 50), dtype=np.float32)
+    logits[BG] = 5.0
+    logits[:, 10:50, 10:40] = np.array([0.0, 0.0, 2.0, 1.5, 0.0])[:, None, None]
+    scores = PhotoScores(logits, size, NAMES)
+    labels = scores.draft()
+    labels[401, 100:900] = BAG  # a one-pixel line between the grid's rows, drawn on the label map
+    regions = {r.class_name: r for r in region_alternatives(scores, labels)}
+    assert set(regions) == {"dress", "bag"}
+    expected = np.exp([0.0, 0.0, 2.0, 1.5, 0.0]) / np.exp([0.0, 0.0, 2.0, 1.5, 0.0]).sum()
+    assert (regions["dress"].runner_up, regions["bag"].area) == ("skirt", 800)
+    assert expected[DRESS] - 0.03 < regions["dress"].probability <= expected[DRESS] + 1e-6
+    # Averaged over its own 800 pixels, 600 of them inside the dress and 200 on the background.
+    on_background = np.exp([5.0, 0, 0, 0, 0]) / np.exp([5.0, 0, 0, 0, 0]).sum()
+    assert abs(regions["bag"].probability - (600 * expected[BAG] + 200 * on_background[BAG]) / 800) < 0.003
+    assert regions["bag"].runner_up == "dress"
+
+
 class Clock:
     def __init__(self):
         self.now = 0.0
@@ -246,8 +294,6 @@ def ccp_photos():
 
 
 def largest_wrong_area(labels: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, int]:
-    import cv2
-
     wrong = labels != truth
     best, best_class = np.zeros_like(wrong), 0
     for c in np.unique(truth[wrong]):
@@ -268,8 +314,6 @@ def miou(labels: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_a_click_with_the_true_class_on_the_largest_wrong_area_raises_the_photos_iou(ccp_photos):
-    import cv2
-
     for scores, truth in ccp_photos:
         draft = scores.draft()
         area, true_class = largest_wrong_area(draft, truth)

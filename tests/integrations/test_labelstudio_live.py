@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import cv2
 import numpy as np
 import pytest
 
@@ -206,3 +207,75 @@ def test_label_studio_gets_drafts_and_sends_back_corrections(label_studio, servi
     # The draft is the prediction the annotator started from, read back from Label Studio.
     assert row.draft_model_version == predictor.version
     np.testing.assert_array_equal(load_label_map(app.state.store.files, row, draft=True), expected)
+
+
+def _smart_config(names: list[str]) -> str:
+    # Smart tools: a keypoint per click and the brush's smart mode, both sent to the backend as context.
+    labels = "".join(f'<Label value="{n.capitalize()}"/>' for n in names[1:])
+    return (f'<View><Image name="image" value="$image"/>'
+            f'<BrushLabels name="tag" toName="image" smart="true">{labels}</BrushLabels>'
+            f'<KeyPointLabels name="click" toName="image" smart="true">{labels}</KeyPointLabels></View>')
+
+
+def _interior(mask: np.ndarray) -> tuple[int, int]:
+    depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(depth.argmax()), depth.shape)
+    return int(x), int(y)
+
+
+def test_a_smart_click_labelled_skirt_on_a_drafted_dress_comes_back_as_a_skirt(label_studio, service):
+    ls, (svc_url, app) = label_studio, service
+    predictor = app.state.engine.predictor
+    names = predictor.taxonomy.names
+    photo = CCP / "images" / "0002.jpg"  # one large dress, skirt its runner-up
+    drafted = predictor.predict(decode_image(photo)).labels
+    h, w = drafted.shape
+
+    pid = ls.post("/api/projects", json={"title": "smart garments", "label_config": _smart_config(names)}
+                  ).raise_for_status().json()["id"]
+    ls.post(f"/api/projects/{pid}/import", files=[(photo.name, (photo.name, photo.read_bytes(), "image/jpeg"))]
+            ).raise_for_status()
+    task = _tasks(ls, pid)[0]
+    ml = ls.post("/api/ml", json={"project": pid, "url": f"{svc_url}/v1/labelstudio", "title": "tailor",
+                                  "is_interactive": True, "auth_method": "BASIC_AUTH", "basic_auth_user": BASIC[0],
+                                  "basic_auth_pass": BASIC[1]})
+    assert ml.status_code == 201, ml.text
+    ls.post("/api/dm/actions", params={"id": "retrieve_tasks_predictions", "project": pid},
+            json={"selectedItems": {"all": True, "excluded": []}}).raise_for_status()
+
+    # The draft LS stored keeps each region's meta: the runner-up class of the drafted dress.
+    pred = ls.get("/api/predictions", params={"task": task["id"]}).raise_for_status().json()[0]
+    dress = next(reg for reg in pred["result"] if reg["value"]["brushlabels"] == ["Dress"])
+    assert dress["meta"]["text"][0].startswith("Dress 0.") and ", Skirt 0." in dress["meta"]["text"][0]
+    assert dress["meta"]["tailor_regions"][0]["runner_up"] == "skirt"
+
+    # A smart keypoint labelled Skirt inside the dress, as LS's editor serialises it for the backend.
+    x, y = _interior(drafted == names.index("dress"))
+    click = {"id": "smart-1", "type": "keypointlabels", "from_name": "click", "to_name": "image", "origin": "manual",
+             "original_width": w, "original_height": h, "image_rotation": 0, "is_positive": True,
+             "value": {"x": 100 * (x + 0.5) / w, "y": 100 * (y + 0.5) / h, "width": 0.6,
+                       "keypointlabels": ["Skirt"], "labels": ["Skirt"]}}
+    r = ls.post(f"/api/ml/{ml.json()['id']}/interactive-annotating",
+                json={"task": task["id"], "context": {"result": [click]}})
+    assert r.status_code == 200 and "errors" not in r.json(), r.text
+    data = r.json()["data"]
+    regions = {reg["value"]["brushlabels"][0]: reg for reg in data["result"]}
+    assert set(regions) == {"Dress", "Skirt"}, "only the classes the click changed come back"
+    masks = {label: decode_rle(reg["value"]["rle"]).reshape(h, w, 4)[:, :, 3] > 0 for label, reg in regions.items()}
+    assert masks["Skirt"][y, x] and masks["Skirt"].sum() > 0.4 * (drafted == names.index("dress")).sum()
+    assert not (masks["Skirt"] & masks["Dress"]).any()
+    # Ids of the draft's regions: accepting the suggestion replaces the drafted dress, it does not pile on it.
+    assert regions["Dress"]["id"] == dress["id"] and regions["Skirt"]["id"] == f"tailor-brush-{names.index('skirt')}"
+    assert data["model_version"] == predictor.version
+
+    # A smart brush stroke labelled Top across the remaining dress: the stroke's pixels arrive as RLE.
+    stroke = np.zeros((h, w), dtype=bool)
+    ys, xs = np.nonzero(masks["Dress"])
+    sy, sx = int(np.median(ys)), int(np.median(xs))
+    stroke[sy - 3:sy + 3, max(0, sx - 20):sx + 20] = True
+    brush = {**ls_brush.regions(stroke.astype(np.uint8), {1: "Top"}, "tag", "image")[0], "id": "smart-2",
+             "origin": "manual"}
+    r = ls.post(f"/api/ml/{ml.json()['id']}/interactive-annotating",
+                json={"task": task["id"], "context": {"result": [brush]}})
+    top = next(reg for reg in r.json()["data"]["result"] if reg["value"]["brushlabels"] == ["Top"])
+    assert (decode_rle(top["value"]["rle"]).reshape(h, w, 4)[:, :, 3] > 0)[stroke].mean() > 0.9

@@ -1,7 +1,8 @@
 """The Label Studio ML backend protocol under /v1/labelstudio: /health, /setup, /predict, /webhook, /train.
 
-/predict answers exactly one prediction per task, in order; a task whose image cannot be fetched gets an
-empty result and an error. /webhook answers at once (LS waits 1 s) and stores annotations in the background.
+/predict answers one prediction per task, in order (a task whose image cannot be fetched: an empty result
+and an error); with a smart click or stroke in its context, the regions a refine of the task's draft changed.
+/webhook answers at once (LS waits 1 s) and stores annotations in the background.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from service.api.deps import ConnectionsDep, EngineDep, SettingsDep
 from service.api.schemas.labelstudio import LSEvent, LSHealth, LSPredictions, LSSetup, LSTaskPrediction, LSVersions
 from service.drafting.answer import class_summaries
 from service.drafting.batcher import BatcherClosed
+from service.drafting.refined import kept_draft, refined_prediction
+from service.drafting.scores import region_alternatives
 from service.integrations.labelstudio import (
     LabelConfig,
     LabelConfigError,
@@ -32,6 +35,8 @@ from service.integrations.labelstudio import (
     task_image_ref,
 )
 from service.integrations.labelstudio_client import Connections, ImageUnavailable
+from service.integrations.labelstudio_interactive import (context_edits, interactive_context, refined_regions,
+                                                          with_region_meta)
 from service.store.corrections import save_correction
 
 log = logging.getLogger("tailor.labelstudio")
@@ -92,15 +97,17 @@ async def versions(engine: EngineDep) -> LSVersions:
 
 
 async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections, engine, settings,
-                        gate: asyncio.Semaphore) -> LSTaskPrediction:
+                        gate: asyncio.Semaphore, keep: bool = False) -> LSTaskPrediction:
     version = engine.predictor.version
 
     def draft(data: bytes, ref: str) -> LSTaskPrediction:
         # In one worker thread; the photo's pixels count against the engine's budget until the regions are made.
-        with engine.draft(data, ref) as d:
+        with engine.draft(data, ref, keep=keep) as d:
             scores = {e["id"]: e["score"] for e in class_summaries(d.labels, d.confidence, d.taxonomy)}
             regions = prediction_regions(d.labels, scores, config, d.taxonomy, settings.labelstudio_label_map,
                                          settings.labelstudio_polygon_tolerance)
+            with_region_meta(regions, region_alternatives(d.scores, d.labels, settings.region_min_area), config,
+                             d.taxonomy, settings.labelstudio_label_map)
         # score = mean confidence (1 - difficulty): sorting tasks by it, ascending, puts the hardest first.
         return LSTaskPrediction(result=regions, score=round(1.0 - float(d.difficulty), 4),
                                 model_version=d.model_version)
@@ -132,9 +139,47 @@ async def predict(request: Request, engine: EngineDep, settings: SettingsDep, co
     pid = project_id(body.get("project"))
     config = _config(body.get("label_config") or conns.schema(pid))
     conn = conns.resolve(pid)
+    context = interactive_context(body)
+    if context is not None:  # an annotator's smart click or stroke: refine that task's draft
+        xml = body.get("label_config") or conns.schema(pid) or ""
+        results = [await _refine_task(t, context, xml, config, conn, conns, engine, settings) for t in tasks[:1]]
+        return LSPredictions(results=results, model_version=engine.predictor.version)
     gate = asyncio.Semaphore(settings.max_in_flight)  # fetches overlap; the model runs one batch at a time
-    results = await asyncio.gather(*(_predict_task(t, config, conn, conns, engine, settings, gate) for t in tasks))
+    # One task is an annotator opening it: keep its draft, so a first smart click needs no model call.
+    results = await asyncio.gather(*(_predict_task(t, config, conn, conns, engine, settings, gate, len(tasks) == 1)
+                                     for t in tasks))
     return LSPredictions(results=list(results), model_version=engine.predictor.version)
+
+
+async def _refine_task(task: Any, context: list[dict], xml: str, config: LabelConfig, conn, conns: Connections,
+                       engine, settings) -> LSTaskPrediction:
+    """The regions a refine of the task's kept draft (drafted now when none is) with the context's edits
+    changed; a context this backend cannot use gets an empty result and the reason."""
+    mapping = settings.labelstudio_label_map
+
+    def refine(data: bytes, ref: str) -> LSTaskPrediction:
+        with kept_draft(engine, data, name=ref) as kept:
+            refined = refined_prediction(kept, context_edits(context, xml, kept.scores, kept.taxonomy, mapping))
+            alternatives = region_alternatives(kept.scores, refined.prediction.labels, settings.region_min_area)
+            regions = refined_regions(refined, config, kept.taxonomy, alternatives, mapping,
+                                      settings.labelstudio_polygon_tolerance)
+        return LSTaskPrediction(result=regions, score=round(1.0 - float(refined.prediction.difficulty), 4),
+                                model_version=kept.model_version)
+
+    try:
+        if not isinstance(task, dict):
+            raise ImageUnavailable("the task is not a JSON object")
+        ref = task_image_ref(task, config)
+        return await run_in_threadpool(refine, await conns.fetch_image(ref, conn), ref)
+    except BatcherClosed:
+        raise
+    except ValueError as exc:  # the image, or an edit from the context (EditError), could not be used
+        log.warning("LS task %s: no refined draft: %s", task.get("id") if isinstance(task, dict) else "?", exc)
+        return LSTaskPrediction(result=[], model_version=engine.predictor.version, error=str(exc))
+    except Exception as exc:  # a bug: logged in full, answered as an error LS shows, not a failed request
+        log.exception("LS task %s: refine failed", task.get("id") if isinstance(task, dict) else "?")
+        return LSTaskPrediction(result=[], model_version=engine.predictor.version,
+                                error=f"internal error ({type(exc).__name__})")
 
 
 def _annotation_items(payload: dict) -> list[tuple[dict, dict]]:

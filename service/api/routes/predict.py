@@ -26,6 +26,7 @@ from service.api.schemas.predict import PredictRequest, PredictResponse
 from service.drafting.answer import LEFT_RIGHT_DOC, answer_for, output_classes
 from service.drafting.engine import Draft
 from service.drafting.fetch import fetch_url
+from service.drafting.scores import region_alternatives
 from service.formats import FORMATS, parse_formats
 from service.formats import png as png_format
 
@@ -60,6 +61,15 @@ def decode_base64(text: str, settings) -> bytes:
         raise HTTPException(400, f"image_base64 is not valid base64 ({exc})") from None
 
 
+def form_options(form) -> dict[str, Any]:
+    """The answer's options sent as multipart text fields: formats and the flags."""
+    options = {k: form.get(k) for k in ("formats", *_FLAGS) if isinstance(form.get(k), str)}
+    for flag in _FLAGS:
+        if flag in options:
+            options[flag] = options[flag].strip().lower() in ("1", "true", "yes", "on")
+    return options
+
+
 async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, Any]]:
     """(image bytes, a name for messages, options found in the body) from multipart, a raw image body or
     JSON."""
@@ -78,11 +88,7 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
         if not isinstance(upload, UploadFile):
             raise HTTPException(400, "field 'image' must be a file upload, not a text field")
         data = await upload.read()
-        options = {k: form.get(k) for k in ("formats", *_FLAGS) if isinstance(form.get(k), str)}
-        for flag in _FLAGS:
-            if flag in options:
-                options[flag] = options[flag].strip().lower() in ("1", "true", "yes", "on")
-        return data, upload.filename or "image", options
+        return data, upload.filename or "image", form_options(form)
     if ctype == "application/json" or ctype.endswith("+json"):
         body = await request.body()
         if not body.strip():
@@ -105,11 +111,11 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
 
 
 async def _draft(request: Request, settings, engine, finish: Callable[[Draft, dict], Any], check=None,
-                 full_pixels: bool = False) -> Any:
+                 full_pixels: bool = False, keep: bool = False) -> Any:
     """Read the upload here, then draft and finish(draft, options) in one worker thread: one hand-off
     from the event loop per request instead of one per stage, and the photo's pixels held against the
     pixel budget until the answer is encoded. Unless finish needs the photo's `full_pixels`, a large
-    JPEG is decoded only as large as the model needs."""
+    JPEG is decoded only as large as the model needs; `keep` keeps the draft for /v1/refine."""
     t0 = time.perf_counter()
     data, name, options = await read_input(request, settings)
     if check is not None:
@@ -118,7 +124,7 @@ async def _draft(request: Request, settings, engine, finish: Callable[[Draft, di
 
     def work() -> Any:
         handed_over_ms = (time.perf_counter() - t1) * 1000  # waiting for a worker thread is queueing too
-        with engine.draft(data, name, full_pixels=full_pixels) as draft:
+        with engine.draft(data, name, full_pixels=full_pixels, keep=keep) as draft:
             timings = draft.prediction.timings_ms
             draft.prediction.timings_ms = {"read": (t1 - t0) * 1000, **timings,
                                            "queue": timings["queue"] + handed_over_ms}
@@ -137,7 +143,8 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
     are converted to RGB; EXIF orientation is applied (masks are in displayed coordinates); for an
     animated GIF/WebP/APNG only the first frame is predicted. With `left_right`, paired classes are split
     into the person's own left and right (the person's left is on the image's RIGHT) and the answer's
-    `class_names` is the split list.
+    `class_names` is the split list. `regions` lists each drafted region with its runner-up class; the
+    draft is kept for POST /v1/refine under the answer's `content_hash`.
     """
     t0 = time.perf_counter()
     wanted = parse_formats(formats)  # validated before any upload is read
@@ -151,7 +158,9 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
         t_enc = time.perf_counter()
         # The draft names the model that made it, which may differ from engine.predictor after a hot swap.
         result = answer_for(draft.prediction, wanted, bool(options.get("confidence_map", confidence_map)),
-                            bool(options.get("left_right", left_right)))
+                            bool(options.get("left_right", left_right)),
+                            region_alternatives(draft.scores, draft.labels, settings.region_min_area))
+        result["content_hash"] = draft.content_hash
         result["timings_ms"]["encode"] = round((time.perf_counter() - t_enc) * 1000, 2)
         result["timings_ms"]["total"] = round((time.perf_counter() - t0) * 1000, 2)
         # Serialised here, in Rust, rather than validated against PredictResponse and dumped by json: the
@@ -159,7 +168,7 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
         # PredictResponse still documents it, and the tests validate real answers against it.
         return pydantic_core.to_json(result)
 
-    return Response(await _draft(request, settings, engine, answer, check), media_type="application/json")
+    return Response(await _draft(request, settings, engine, answer, check, keep=True), media_type="application/json")
 
 
 @router.post("/mask.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)

@@ -38,6 +38,19 @@ class ClassResult(BaseModel):
     encodings: dict[str, Any] = Field(default_factory=dict, description="format name -> payload (not for background)")
 
 
+class RegionResult(BaseModel):
+    """One connected region of a class in the draft, and the class the model would give it next."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    class_name: str = Field(alias="class", description="the region's class (the model's class list, before any "
+                                                       "left/right split)")
+    area: int = Field(description="pixels")
+    bbox: list[int] = Field(description="x, y, width, height in photo pixels")
+    probability: float = Field(description="the class's mean probability over the region")
+    runner_up: str = Field(description="the most probable other class over the region")
+    runner_up_probability: float = Field(description="its mean probability over the region")
+
+
 class Size(BaseModel):
     height: int
     width: int
@@ -65,3 +78,14 @@ class PredictResponse(BaseModel):
     classes: list[ClassResult]
     label_map_png: str | None = Field(None, description="PNG label map of class ids, base64; when png is asked")
     confidence_png: str | None = Field(None, description="8-bit confidence (255 = 1.0) PNG, base64")
+    regions: list[RegionResult] | None = Field(None, description="each drafted region of at least "
+                                        "region_min_area pixels, largest first, with its runner-up class "
+                                        "(\"dress 0.52, skirt 0.41\"): where one click may fix the class")
+    content_hash: str | None = Field(None, description="sha256 of the photo's bytes: /v1/refine takes it instead "
+                                                       "of the photo while the draft is kept")
+    # Refine answers only (POST /v1/refine).
+    edits: int | None = Field(None, description="edits applied (refine only)")
+    changed_pixels: int | None = Field(None, description="pixels whose class the edits changed from the model's "
+                                                         "draft (refine only)")
+    model_calls: int | None = Field(None, description="0 when the photo's kept draft was refined, 1 when it had to "
+                                                      "be drafted first (refine only)")
