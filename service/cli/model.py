@@ -126,10 +126,12 @@ def evaluate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the metrics JSON here")] = None,
     backend: Annotated[str, typer.Option(help="onnx (CPU, default) or torch")] = "onnx",
     threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
+    split: Annotated[str, typer.Option(help="auto: only the val split when DATA is the model's own training "
+                                            "folder, else every photo; or all, val, train")] = "auto",
 ) -> None:
     """Score MODEL on DATA at native image size: mIoU, pixel accuracy, per-class IoU."""
     try:
-        result = run_evaluation(model, data, backend=backend, threads=threads)
+        result = run_evaluation(model, data, backend=backend, threads=threads, split=split)
     except (DatasetError, TaxonomyError, ModelDirError, ValueError) as exc:
         fail(str(exc))
     Console().print(results_table(result))
