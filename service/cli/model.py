@@ -45,8 +45,9 @@ def train(
 
     try:
         overrides = parse_overrides(set_ or [])
-        cfg = TrainConfig.from_file(config, **{**overrides, "epochs": epochs, "threads": threads,
-                                               "max_images": max_images, "max_steps": max_steps})
+        options = {"epochs": epochs, "threads": threads, "max_images": max_images, "max_steps": max_steps}
+        # An option left unset must not undo the same field given with --set.
+        cfg = TrainConfig.from_file(config, **{**overrides, **{k: v for k, v in options.items() if v is not None}})
     except (ValueError, TypeError) as exc:
         fail(str(exc))
     try:
