@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from starlette.datastructures import FormData
 from sqlalchemy.orm import Session
 
-from service.api.auth import require_read, require_write
+from service.api.auth import require_data, require_read, require_write
 from service.api.metrics import Metrics
 from service.drafting.engine import Engine
 from service.drafting.errors import Saturated
@@ -101,3 +101,13 @@ def get_store(request: Request) -> Iterator[StoreSession]:
 StoreDep = Annotated[StoreSession, Depends(get_store)]
 WriteAccess = Annotated[None, Depends(require_write)]   # token-protected: writes and administration
 ReadAccess = Annotated[None, Depends(require_read)]     # open unless read_open is false
+# Photos, masks and packages are the customer's data: never covered by read_open (docs/security.md).
+DataAccess = Annotated[None, Depends(require_data)]
+
+
+# -- ids and pages ----------------------------------------------------------------------------------
+# Database ids are 64-bit signed integers (SQLite INTEGER, PostgreSQL BIGINT): a larger number would
+# overflow in the driver (a 500), so every id and offset is bounded here, once, and answered with a 422.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id (1 to 2^63-1)")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="matches to skip")]

@@ -74,6 +74,8 @@ def list_folder(batch_root: Path | None, folder: str, max_files: int) -> list[tu
     """Image files under batch_root/folder as (relative name, path); anything leaving the root is refused."""
     if batch_root is None:
         raise FolderRefused("folder jobs are disabled on this server (set TAILOR_BATCH_ROOT)")
+    if "\x00" in folder:  # the OS cannot name such a path (os calls raise ValueError on it)
+        raise FolderRefused("folder must not contain a NUL character")
     if not folder or Path(folder).is_absolute() or folder.startswith(("/", "\\")):
         raise FolderRefused(f"folder must be a relative path under batch_root, got {folder!r}")
     root = batch_root.resolve()
