@@ -5,6 +5,7 @@ Which reads need a token is a list (docs/security.md) that the route table is ch
 """
 from __future__ import annotations
 
+import csv
 import io
 
 import numpy as np
@@ -145,3 +146,16 @@ def test_messages_show_no_memory_address(client, photo_bytes):
     assert "object at 0x" not in r.text and "not a readable PNG" in r.text
     r = client.post("/v1/predict", files={"image": ("x.jpg", b"GIF89a garbage", "image/gif")})
     assert r.status_code == 400 and "object at 0x" not in r.text
+
+
+def test_worklist_csv_cells_cannot_run_as_formulas(client, photo_bytes):
+    name = '=HYPERLINK("http://x","y")'
+    assert client.post("/v1/worklists", json={"name": "formulas", "annotators": [name]}).status_code == 201
+    r = client.post("/v1/worklists/formulas/images", files={"images": ("-1+2.jpg", photo_bytes, "image/jpeg")})
+    assert r.status_code == 201, r.text
+    assert client.post("/v1/worklists/formulas/assign", json={}).status_code == 200
+    assert client.patch(f"/v1/worklists/formulas/items/{r.json()['added'][0]['image_id']}",
+                        json={"notes": "@evil"}).status_code == 200
+    rows = list(csv.DictReader(io.StringIO(client.get("/v1/worklists/formulas/worklist.csv").text)))
+    assert rows[0]["annotator"] == "'" + name
+    assert all(not v.startswith(("=", "+", "-", "@")) for row in rows for v in row.values())
