@@ -27,6 +27,7 @@ from service.api.schemas.refine import RefineRequest
 from service.drafting.engine import Engine
 from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
 from service.jobs.batch_predict import run_batch_predict
+from service.jobs.retrain_config import check_retrain_config
 from service.jobs.worker import Worker, new_worker_id
 from service.settings import MiB, Settings
 
@@ -42,6 +43,12 @@ async def lifespan(app: FastAPI):
     limiter.total_tokens = max(limiter.total_tokens, settings.max_in_flight + 8)
     # In a thread: migrating the database and loading (and hashing) model files must not stall the loop.
     store, predictor = await asyncio.to_thread(open_store_and_model, settings, app.state.preloaded_predictor)
+    try:
+        # retrain_config is checked against the model it will fine-tune now, not by the first retrain.
+        await asyncio.to_thread(_check_retrain_config, store, settings)
+    except BaseException:
+        store.close()
+        raise
     app.state.store = store
     engine = Engine(predictor, settings, app.state.metrics)
     app.state.models = ModelSwitcher(engine, store, settings)
@@ -78,6 +85,11 @@ async def lifespan(app: FastAPI):
         app.state.engine = None
         store.close()
         app.state.store = None
+
+
+def _check_retrain_config(store, settings: Settings) -> None:
+    with store.session() as session:
+        check_retrain_config(session, settings)
 
 
 def _document_manual_bodies(app: FastAPI) -> None:

@@ -50,7 +50,7 @@ def _batch(store, job_id: int) -> Job:
 
 
 def _queue(store, settings, params: dict, photos: int) -> Job:
-    params = validate_params("batch_predict", params, settings)
+    params = validate_params("batch_predict", params, settings, store.session)
     return queue.enqueue(store.session, "batch_predict", params, max_attempts=settings.job_max_attempts,
                          requested_by="api", progress={"total": photos, "done": 0, "succeeded": 0, "failed": 0,
                                                        "failures": []})

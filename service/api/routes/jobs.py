@@ -24,7 +24,7 @@ def create_job(body: JobRequest, response: Response, store: StoreDep, settings: 
     """Queue a job. A retrain while another is queued returns that one (200, `"created": false`)."""
     attempts = body.max_attempts or settings.job_max_attempts
     try:
-        params = validate_params(body.kind, body.params, settings)
+        params = validate_params(body.kind, body.params, settings, store.session)
         if body.kind == "retrain":
             job, created = queue.enqueue_retrain(store.session, params, reason=body.reason, requested_by="api",
                                                  max_attempts=attempts)
