@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import errors
-from service.api.limits import BodySizeLimit
+from service.api.limits import BodySizeLimit, UploadGuard
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
 from service.api.routes import (batches, corrections, effort, health, jobs, labelstudio, metrics, models, predict,
@@ -141,6 +141,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     # The last added is outermost: metrics also count the 413s of the size limit, which in turn sees
     # the body before anything inside reads it.
     app.add_middleware(BodySizeLimit, limit_for=body_limit)
+    app.add_middleware(UploadGuard, deadline_s=settings.upload_timeout_s, max_uploads=settings.max_uploads_in_flight,
+                       retry_after_s=settings.retry_after_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.cors_origins:
         # Outside the size limit and auth, so a browser's preflight gets its answer; tokens travel in

@@ -1,11 +1,11 @@
-"""Dependencies, declared once as Annotated aliases and reused by every route, and reading a multipart form.
-
-They read what the lifespan put on app.state; a route that needs the model gets a 503 (with
-Retry-After) while the model is still loading, and a predict slot is refused at once when saturated.
+"""Dependencies, declared once as Annotated aliases and reused by every route, reading a multipart form,
+and the inference slot. They read what the lifespan put on app.state; a route that needs the model gets a
+503 (with Retry-After) while it is still loading, and a slot is refused at once when saturated.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -62,8 +62,10 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionsDep = Annotated[Connections, Depends(get_connections)]  # Label Studio instances, per project
 
 
-async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> AsyncIterator[None]:
-    """Hold one of max_in_flight slots for the request; none free means 503 now, not a queue."""
+@contextmanager
+def inference_slot(engine: Engine, settings: Settings, metrics: Metrics) -> Iterator[None]:
+    """Hold one of max_in_flight slots; none free means 503 now, not a queue. Routes take it once the
+    request's photo is in (body received, URL fetched), so a slow client never holds one while sending."""
     try:
         engine.try_acquire()
     except Saturated as exc:
@@ -75,8 +77,6 @@ async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: Metric
     finally:
         engine.release()
 
-
-PredictSlot = Annotated[None, Depends(predict_slot)]
 
 
 # -- store and access -----------------------------------------------------------------------------
