@@ -159,3 +159,13 @@ def test_worklist_csv_cells_cannot_run_as_formulas(client, photo_bytes):
     rows = list(csv.DictReader(io.StringIO(client.get("/v1/worklists/formulas/worklist.csv").text)))
     assert rows[0]["annotator"] == "'" + name
     assert all(not v.startswith(("=", "+", "-", "@")) for row in rows for v in row.values())
+
+
+def test_the_report_is_served_with_its_content_security_policy(client):
+    from service.review.report.html import CSP
+
+    assert client.post("/v1/worklists", json={"name": "csp"}).status_code == 201
+    r = client.get("/v1/worklists/csp/report.html")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-security-policy"] == CSP and "default-src 'none'" in CSP
+    assert f'content="{CSP}"' in r.text  # the same policy as the page's own

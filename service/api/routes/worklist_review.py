@@ -22,6 +22,7 @@ from service.review.delivery import DeliveryError, check_image_id
 from service.review.delivery.worklist import deliver_worklist
 from service.review.effort_records import effort_records, effort_summary
 from service.review.item_qa import flag_overlay, item_qa
+from service.review.report.html import CSP
 from service.review.report.worklist import worklist_report_html
 from service.store.worklists import WorklistNotFound
 
@@ -112,7 +113,9 @@ def disagreement(ref: str, image_id: str, a: Annotated[str, Query(description="f
 def report_html(ref: str, store: StoreDep, settings: SettingsDep, _auth: DataAccess) -> HTMLResponse:
     """The batch report as one self-contained HTML page (charts and thumbnails inlined; works offline)."""
     wl = find_worklist(store, ref)
-    return HTMLResponse(worklist_report_html(store.session, store.files, wl, settings.qa_thresholds))
+    # The page carries its policy in a meta tag too; the header also covers what comes before that tag.
+    return HTMLResponse(worklist_report_html(store.session, store.files, wl, settings.qa_thresholds),
+                        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
 
 
 def _delivery_dir(settings, dest: str) -> Path:
