@@ -93,7 +93,9 @@ def _check_retrain_config(store, settings: Settings) -> None:
 
 
 def _document_manual_bodies(app: FastAPI) -> None:
-    """Routes that read JSON or multipart themselves reference these schemas; add them to the docs."""
+    """Routes that read JSON or multipart themselves reference these schemas; add them to the docs. And a
+    422 says why in words when the check is not the schema's (a mask of the wrong size): detail may be a
+    string as well as pydantic's list of errors."""
     build = app.openapi
 
     def openapi() -> dict:
@@ -102,6 +104,11 @@ def _document_manual_bodies(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (PredictRequest, RefineRequest, FolderJobRequest):
                 components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            if "HTTPValidationError" in components:
+                detail = components["HTTPValidationError"]["properties"]["detail"]
+                components["HTTPValidationError"]["properties"]["detail"] = {
+                    "anyOf": [{k: v for k, v in detail.items() if k != "title"}, {"type": "string"}],
+                    "title": "Detail"}
             app.openapi_schema = schema
         return app.openapi_schema
 
