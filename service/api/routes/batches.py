@@ -133,7 +133,8 @@ def _coco(drafts: list[PhotoDraft], engine, job: Job) -> CocoDocument:
 
 
 @router.get("/{job_id}/masks/{index}.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-def get_mask(job_id: JobId, index: ImageIndex, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> FileResponse:
+def get_mask(job_id: JobId, index: ImageIndex, store: StoreDep, settings: SettingsDep,
+             _auth: ReadAccess) -> FileResponse:
     """The PNG label map (class ids) of image `index` of the batch."""
     job = _batch(store, job_id)
     result = output_dir(settings, job.id) / "results" / f"{index:05d}.json"
