@@ -78,7 +78,6 @@ def inference_slot(engine: Engine, settings: Settings, metrics: Metrics) -> Iter
         engine.release()
 
 
-
 # -- store and access -----------------------------------------------------------------------------
 @dataclass
 class StoreSession:
