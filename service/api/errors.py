@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -56,6 +58,13 @@ def install(app: FastAPI, retry_after_s: int) -> None:
         if isinstance(exc.detail, str):
             exc.detail = without_reprs(exc.detail)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # As FastAPI answers, except that an input of raw bytes that is not UTF-8 is shown with
+        # replacement characters instead of failing to encode (a 500).
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        return JSONResponse({"detail": errors}, status_code=422)
 
     for kind, _ in STATUS:
         app.add_exception_handler(kind, refused)

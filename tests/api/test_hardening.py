@@ -169,3 +169,27 @@ def test_the_report_is_served_with_its_content_security_policy(client):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert r.headers["content-security-policy"] == CSP and "default-src 'none'" in CSP
     assert f'content="{CSP}"' in r.text  # the same policy as the page's own
+
+
+@pytest.mark.parametrize("path", ["/v1/batches", "/v1/refine", "/v1/predict"])
+def test_json_bodies_that_are_not_utf8_are_a_4xx(client, path):
+    r = client.post(path, content=b"\x1f\x9d\xffp", headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 422), r.text
+    assert "UTF-8" in r.text or "utf-8" in r.text
+
+
+def test_validation_errors_with_raw_bytes_are_answered():
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
+
+    from service.api import errors
+
+    app = FastAPI()
+    errors.install(app, retry_after_s=1)
+
+    @app.post("/bytes")
+    def _raise() -> None:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "bad", "input": b"\xff"}])
+
+    r = TestClient(app, raise_server_exceptions=False).post("/bytes")
+    assert r.status_code == 422 and r.json()["detail"][0]["input"] == "\ufffd"

@@ -92,6 +92,10 @@ async def read_refine_input(request: Request, settings, edits_query: str | None)
     if ctype == "application/json" or ctype.endswith("+json"):
         body = await request.body()
         try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:  # JSON is UTF-8 (RFC 8259)
+            raise HTTPException(400, f"request body is not valid UTF-8 JSON ({exc})") from None
+        try:
             req = RefineRequest.model_validate_json(body or b"null")
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
