@@ -96,10 +96,12 @@ def fake_ls(photos):
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, predictor):
+def service(tmp_path_factory, predictor, fake_ls):
     from service.api.app import create_app
 
-    settings = make_settings(tmp_path_factory.mktemp("ls"), allowed_url_hosts=["127.0.0.1"], url_timeout_s=5,
+    # The fake LS's host and port: fetching allows a listed port only (the bare host: the LS client's check).
+    settings = make_settings(tmp_path_factory.mktemp("ls"), url_timeout_s=5,
+                             allowed_url_hosts=["127.0.0.1", fake_ls[0].removeprefix("http://")],
                              labelstudio_label_map={"pants": "Trousers"})
     app = create_app(settings, predictor=predictor)
     with serve_app(app) as url, httpx.Client(base_url=f"{url}/v1/labelstudio", timeout=60) as http:
