@@ -35,9 +35,10 @@ def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.nda
     model.load_state_dict(ckpt.load_weights(checkpoint_dir))
     model.eval()
     cfg = state["config"]
+    weights = half_precision_weights(model)
 
     with staged_model_dir(out_dir) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
+        save_file(weights, str(tmp / "weights.safetensors"))
         export_onnx(model, tmp / "model.onnx", example_hw=tuple(cfg["crop"]))
         parity = check_parity(model, tmp / "model.onnx", cfg, parity_images, parity_sizes)
         if parity["agreement"] < PARITY_MIN:
@@ -50,6 +51,7 @@ def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.nda
             "created": created,
             "arch": state["arch"],
             "parameters": state.get("parameters"),
+            "weights_dtype": "float16",
             "taxonomy": state["taxonomy"],
             "input": {"color": "RGB", "layout": "NCHW", "dtype": "float32", "scale": 1 / 255,
                       "mean": cfg["mean"], "std": cfg["std"], "long_side": cfg["long_side"],
@@ -72,6 +74,21 @@ def export_model(checkpoint_dir: Path, out_dir: Path, parity_images: list[np.nda
         }
         write_card(tmp, card)
     return read_card(out_dir, verify=True)
+
+
+def half_precision_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with its float tensors stored as fp16, which halves the model directory. The model's
+    own tensors are rounded to those values first, so the ONNX graph, the parity check and every later
+    load compute with exactly the weights on disk (loading casts them back to fp32)."""
+    out = {}
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and tensor.abs().max() < 60000:  # fp16 tops out at 65504
+                tensor.copy_(tensor.half().float())
+                out[name] = tensor.half().contiguous()
+            else:
+                out[name] = tensor.contiguous()
+    return out
 
 
 def export_onnx(model: torch.nn.Module, path: Path, example_hw: tuple[int, int],

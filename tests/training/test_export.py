@@ -41,7 +41,11 @@ def test_parity_from_written_files(tiny_model, ccp):
     """Rebuild from card + safetensors (no training code state) and compare with ONNX Runtime."""
     card = read_card(tiny_model)
     model = build_model(card["arch"]).eval()
-    model.load_state_dict(load_file(str(tiny_model / "weights.safetensors")))
+    stored = load_file(str(tiny_model / "weights.safetensors"))
+    # Stored at half precision (half the bytes), cast back on loading; the graph uses the same values.
+    assert card["weights_dtype"] == "float16"
+    assert {t.dtype for t in stored.values() if t.is_floating_point()} == {torch.float16}
+    model.load_state_dict(stored)
     sess = ort.InferenceSession(str(tiny_model / "model.onnx"), providers=["CPUExecutionProvider"])
     photos = [decode_image(ccp / "images" / f"{i}.jpg") for i in ("0005", "0006", "0007")]
     batch = np.stack([to_input(p, (352, 224), card["input"]["mean"], card["input"]["std"]) for p in photos])
