@@ -13,7 +13,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from tests.conftest import make_settings, wait_for
+from tests.conftest import CCP, make_settings, wait_for
 
 from service.formats import ls_brush
 from service.integrations.labelstudio import (
@@ -72,6 +72,10 @@ class FakeLabelStudio(http.server.BaseHTTPRequestHandler):
         if "/slow/" in self.path:
             # Held until the test opens the gate: the webhook must answer while this fetch is stuck.
             assert SLOW_GATE.wait(60), "test never released the slow image"
+        if self.path == "/api/current-user/whoami":
+            return self._send(200, b'{"id": 1, "email": "annotator@example.com"}')
+        if self.path.startswith("/api/webhooks/"):
+            return self._send(200, b"[]")
         if self.path.startswith("/api/predictions/") and int(name) in self.predictions:
             return self._send(200, json.dumps(self.predictions[int(name)]).encode())
         if name in self.files and not self.path.startswith("/api/"):
@@ -99,8 +103,10 @@ def fake_ls(photos):
 def service(tmp_path_factory, predictor):
     from service.api.app import create_app
 
+    # Base data and a tiny evaluation share: one approved photo is enough for a retrain to be queued.
     settings = make_settings(tmp_path_factory.mktemp("ls"), allowed_url_hosts=["127.0.0.1"], url_timeout_s=5,
-                             labelstudio_label_map={"pants": "Trousers"})
+                             labelstudio_label_map={"pants": "Trousers"}, retrain_base_data=CCP,
+                             retrain_min_approved=1, eval_percent=0.01)
     app = create_app(settings, predictor=predictor)
     with serve_app(app) as url, httpx.Client(base_url=f"{url}/v1/labelstudio", timeout=60) as http:
         yield http, app
@@ -148,9 +154,27 @@ def test_health(service, predictor):
 
 def test_predict_answers_one_prediction_per_task_in_order(predicted, predictor):
     assert len(predicted) == 4
-    assert all(p["model_version"] == predictor.version for p in predicted)
+    assert [p["model_version"] == predictor.version for p in predicted] == [True, True, False, False]
+    # A task without a draft is never empty under the live version (LS would never ask again): its version
+    # says why, as LS shows it with the task's predictions.
     assert predicted[2]["result"] == [] and "404" in predicted[2]["error"]
+    assert predicted[2]["model_version"].startswith(f"{predictor.version} no draft: ")
+    assert "404" in predicted[2]["model_version"]
     assert predicted[3]["result"] == [] and "not allowed" in predicted[3]["error"]
+
+
+def test_a_task_already_holding_its_failure_gets_nothing_new(service, connected, predicted):
+    http, _ = service
+    failed = predicted[2]["model_version"]
+    tasks = [{"id": 13, "data": {"image": "/data/upload/1/missing.jpg"},
+              "predictions": [{"id": 9, "model_version": failed, "result": []}]},
+             {"id": 15, "data": {"image": "/data/upload/1/missing.jpg"}}]
+    r = http.post("/predict", json={"tasks": tasks, "project": "1.1732000000", "label_config": CONFIG})
+    assert r.status_code == 200, r.text
+    again, other = r.json()["results"]
+    assert again == [] and other["model_version"] == failed
+    status = http.get("/status").json()["tasks_without_draft"]
+    assert status["count"] == 4 and status["last"].startswith(("task 13: ", "task 15: "))
 
 
 def test_brush_regions_decode_to_the_predictors_masks(predicted, expected, predictor):
@@ -200,7 +224,9 @@ def test_predict_refuses_configs_without_mask_controls(service):
     assert r.status_code == 400 and "BrushLabels" in r.json()["detail"]
     assert http.post("/predict", json={"tasks": [], "project": "98.1"}).status_code == 400  # no config known
     assert http.post("/predict", json={"tasks": "x", "label_config": CONFIG}).status_code == 400
-    assert http.post("/setup", json={"project": "1.1", "schema": "<View"}).status_code == 400
+    r = http.post("/setup", json={"project": "1.1", "schema": "<View"})
+    assert r.status_code == 307 and "label-config" in r.headers["location"]
+    assert http.post(r.url.join(r.headers["location"])).status_code == 400
 
 
 def _brush(mask: np.ndarray, label: str, rid: str) -> dict:
@@ -266,12 +292,33 @@ def test_webhook_stores_annotations_as_corrections(service, connected, fake_ls, 
         assert count_corrections(s, source="labelstudio") == 1
 
 
-def test_start_training_is_queued(service):
+def test_start_training_is_refused_without_approved_photos_then_queued(service, connected):
+    from service.store.corrections import list_corrections, review
+
     http, app = service
     assert http.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).json()["status"] == "ignored"
+    # Nothing approved yet: refused when asked, with the counts; LS follows the redirect and shows its URL.
+    with app.state.store.session() as s:
+        for row in list_corrections(s, status="approved"):
+            review(s, row.id, "submitted", "test")
     r = http.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "title": "garments"}})
-    assert r.status_code == 200 and r.json()["status"] == "queued"
-    assert http.post("/train", json={"project": "1.1732000000", "annotations": []}).json()["status"] == "queued"
+    assert r.status_code == 307 and r.headers["location"].endswith("/refused/too-few-approved-photos:0-of-1")
+    body = r.json()
+    assert body["status"] == "refused" and "0 approved photo(s)" in body["reason"] and "needs 1" in body["reason"]
+    assert body["readiness"]["needed"] == 1 and "job" not in body
+    followed = http.post(r.url.join(r.headers["location"]))
+    assert followed.status_code == 400 and "too-few-approved-photos" in followed.json()["detail"]
+    assert not (app.state.settings.data_dir / "retrain-requests.jsonl").exists()
+
+    with app.state.store.session() as s:
+        row = list_corrections(s, source="labelstudio")[0]
+        review(s, row.id, "approved", "test")
+    r = http.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "title": "garments"}})
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    job = r.json()["job"]
+    assert isinstance(job, int) and r.json()["readiness"]["approved"] == 1
+    again = http.post("/train", json={"project": "1.1732000000", "annotations": []}).json()
+    assert again["status"] == "joined" and again["job"] == job and f"job {job} was already queued" in again["reason"]
     lines = (app.state.settings.data_dir / "retrain-requests.jsonl").read_text().splitlines()
     assert [json.loads(line)["details"]["project"] for line in lines] == [1, 1]
 
@@ -329,3 +376,80 @@ def test_a_token_learnt_for_one_host_is_not_sent_to_another(tmp_path):
     assert conns.resolve(3).base_url == "http://127.0.0.1:8080" and conns.resolve(3).token == TOKEN
     conns.remember(3, "http://other.example", None, None)  # a /setup naming another host, without a token
     assert conns.resolve(3).token is None and conns.schema(3) == CONFIG
+
+
+API_TOKEN = "api-token-0123456789abcdef"
+
+
+def test_label_studio_routes_need_a_token_whenever_the_api_has_tokens(tmp_path, predictor, fake_ls):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+
+    settings = make_settings(tmp_path, api_tokens=[API_TOKEN], labelstudio_url=fake_ls[0], labelstudio_token=TOKEN)
+    setup = {"project": "5.1", "schema": CONFIG, "hostname": fake_ls[0], "access_token": TOKEN}
+    with TestClient(create_app(settings, predictor=predictor)) as c:
+        for path, body in (("/train", {"project": "5.1"}), ("/webhook", {"action": "START_TRAINING"}),
+                           ("/setup", setup), ("/predict", {"tasks": [], "label_config": CONFIG})):
+            r = c.post(f"/v1/labelstudio{path}", json=body)
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic"), path
+            assert c.post(f"/v1/labelstudio{path}", json=body, auth=("ls", "wrong-token")).status_code == 401
+        assert c.get("/v1/labelstudio/health").status_code == 401
+        # As LS sends it (Basic, the token as the password), or a header set on LS's webhook.
+        assert c.post("/v1/labelstudio/setup", json=setup, auth=("label-studio", API_TOKEN)).status_code == 200
+        basic = "Basic " + base64.b64encode(f"x:{API_TOKEN}".encode()).decode()
+        for headers in ({"X-API-Token": API_TOKEN}, {"Authorization": f"Bearer {API_TOKEN}"}, {"Authorization": basic}):
+            r = c.post("/v1/labelstudio/webhook", json={"action": "PROJECT_UPDATED"}, headers=headers)
+            assert r.status_code == 200 and r.json()["status"] == "ignored"
+        status = c.get("/v1/labelstudio/status").json()  # a read: open while reads are
+        assert status["refused"]["count"] == 9 and status["refused"]["last"].startswith("/v1/labelstudio/health")
+        assert status["webhooks"]["count"] == 3 and status["webhooks"]["last"] == "PROJECT_UPDATED"
+
+
+def test_label_studio_routes_are_closed_off_loopback_without_tokens(tmp_path, predictor):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+
+    with TestClient(create_app(make_settings(tmp_path, host="0.0.0.0"), predictor=predictor)) as c:
+        r = c.post("/v1/labelstudio/webhook", json={"action": "START_TRAINING"})
+        assert r.status_code == 403 and "TAILOR_API_TOKENS" in r.json()["detail"]
+
+
+def _refused_setup(c, body) -> tuple[str, list[str]]:
+    r = c.post("/v1/labelstudio/setup", json=body, follow_redirects=False)
+    assert r.status_code == 307, r.text
+    followed = c.post(r.headers["location"], json=body)
+    assert followed.status_code == 400 and r.headers["location"] in str(followed.url)
+    return r.headers["location"], r.json()["detail"]
+
+
+def test_setup_names_the_setting_that_is_missing(tmp_path, predictor, fake_ls):
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+
+    ls_url = fake_ls[0]
+    body = {"project": "6.1", "schema": CONFIG, "hostname": ls_url, "access_token": None}
+    # The settings a new user starts with: no LS URL, no token, no allowed hosts.
+    with TestClient(create_app(make_settings(tmp_path), predictor=predictor)) as c:
+        where, why = _refused_setup(c, {**body, "access_token": TOKEN})
+        assert where.endswith("/refused/set-TAILOR_LABELSTUDIO_URL")
+        assert f"set TAILOR_LABELSTUDIO_URL={ls_url}" in why[0]
+        status = c.get("/v1/labelstudio/status").json()["projects"]["6"]
+        assert status["ok"] is False and status["problems"] == why
+    with TestClient(create_app(make_settings(tmp_path, labelstudio_url=ls_url), predictor=predictor)) as c:
+        where, why = _refused_setup(c, body)
+        assert where.endswith("/refused/set-TAILOR_LABELSTUDIO_TOKEN") and "TAILOR_LABELSTUDIO_TOKEN" in why[0]
+        where, why = _refused_setup(c, {**body, "access_token": "not-the-token"})
+        assert where.endswith("/refused/token-refused:set-TAILOR_LABELSTUDIO_TOKEN")
+        assert "refused the token Label Studio sent in /setup (HTTP 401)" in why[0]
+        assert "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN" in why[0]
+        no_match = CONFIG.replace('value="Top"', 'value="Shirt"').replace("Skin", "Face").replace("HAIR", "Wig") \
+            .replace("Trousers", "Jeans").replace("Dress", "Gown").replace('"skirt"', '"Kilt"').replace("Shoes", "Boots")
+        where, why = _refused_setup(c, {**body, "access_token": TOKEN, "schema": no_match})
+        assert where.endswith("/refused/no-label-matches-a-class:see-TAILOR_LABELSTUDIO_LABEL_MAP")
+        r = c.post("/v1/labelstudio/setup", json={**body, "access_token": TOKEN})
+        assert r.status_code == 200 and c.get("/v1/labelstudio/status").json()["projects"]["6"]["ok"] is True
