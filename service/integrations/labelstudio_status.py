@@ -37,6 +37,9 @@ class Activity:
     webhooks: _Count = field(default_factory=_Count)
     refused: _Count = field(default_factory=_Count)
     failed_tasks: _Count = field(default_factory=_Count)
+    # LS shows a refused train call only as the backend's error state, until any view of its Model page
+    # calls /setup again and clears it: the answer is kept here too.
+    trains: _Count = field(default_factory=_Count)
     projects: dict[int, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +55,10 @@ class Activity:
         with self._lock:
             self.failed_tasks.add(f"task {task_id}: {reason}")
 
+    def train(self, answer: str) -> None:
+        with self._lock:
+            self.trains.add(answer)
+
     def setup(self, project: int | None, problems: list[str], webhook: dict[str, Any] | None) -> None:
         if project is None:
             return
@@ -62,5 +69,5 @@ class Activity:
     def view(self) -> dict[str, Any]:
         with self._lock:
             return {"webhooks": self.webhooks.view(), "refused": self.refused.view(),
-                    "tasks_without_draft": self.failed_tasks.view(),
+                    "tasks_without_draft": self.failed_tasks.view(), "train_requests": self.trains.view(),
                     "projects": {str(k): dict(v) for k, v in sorted(self.projects.items())}}

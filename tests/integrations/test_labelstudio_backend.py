@@ -5,10 +5,7 @@ decoded with our decoder and the sdk's reference one and compared with the predi
 """
 from __future__ import annotations
 
-import http.server
 import json
-import threading
-import time
 
 import httpx
 import numpy as np
@@ -24,6 +21,7 @@ from service.integrations.labelstudio import (
     parse_label_config,
     project_id,
 )
+from tests.integrations.fake_labelstudio import CONFIG, PAT, SLOW_GATE, TOKEN, running
 from tests.live_server import serve_app
 from models.images import decode_image
 
@@ -32,71 +30,14 @@ try:
 except ImportError as exc:  # a missing reference is a failure, not a skip
     raise ImportError("these tests need the reference decoder: pip install --no-deps label-studio-sdk==2.1.2") from exc
 
-TOKEN, PAT, ACCESS = "legacy-token-123", "eyJhbGciOi.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln", "short-lived-access"
-# Outerwear and accessory (both predicted on these photos) have no label here; pants is "Trousers" via settings.
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <BrushLabels name="tag" toName="image">
-    <Label value="Skin"/><Label value="HAIR"/><Label value="Top"/><Label value="Trousers"/>
-    <Label value="Dress"/><Label value="skirt"/><Label value="Shoes"/><Label value="Belt"/>
-  </BrushLabels>
-  <PolygonLabels name="poly" toName="image"><Label value="Top"/><Label value="Trousers"/></PolygonLabels>
-</View>"""
 NAMES = {"skin": "Skin", "hair": "HAIR", "top": "Top", "pants": "Trousers", "dress": "Dress", "skirt": "skirt",
          "shoes": "Shoes"}
-
-SLOW_GATE = threading.Event()  # opened by a test once it has seen the webhook answer
-
-
-class FakeLabelStudio(http.server.BaseHTTPRequestHandler):
-    """/data/upload/... and /api/... need `Token TOKEN` or `Bearer ACCESS`; /public/... needs nothing."""
-
-    files: dict[str, bytes] = {}
-    predictions: dict[int, dict] = {}
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        name = self.path.rsplit("/", 1)[-1]
-        if not self.path.startswith("/public/"):
-            if self.headers.get("Authorization") not in (f"Token {TOKEN}", f"Bearer {ACCESS}"):
-                return self._send(401, b'{"detail": "Authentication credentials were not provided."}')
-        if "/slow/" in self.path:
-            # Held until the test opens the gate: the webhook must answer while this fetch is stuck.
-            assert SLOW_GATE.wait(60), "test never released the slow image"
-        if self.path == "/api/current-user/whoami":
-            return self._send(200, b'{"id": 1, "email": "annotator@example.com"}')
-        if self.path.startswith("/api/webhooks/"):
-            return self._send(200, b"[]")
-        if self.path.startswith("/api/predictions/") and int(name) in self.predictions:
-            return self._send(200, json.dumps(self.predictions[int(name)]).encode())
-        if name in self.files and not self.path.startswith("/api/"):
-            return self._send(200, self.files[name], "image/jpeg")
-        self._send(404, b'{"detail": "Not found."}')
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        if self.path == "/api/token/refresh" and body.get("refresh") == PAT:
-            return self._send(200, json.dumps({"access": ACCESS}).encode())
-        self._send(401, b"{}")
 
 
 @pytest.fixture(scope="module")
 def fake_ls(photos):
-    handler = type("LS", (FakeLabelStudio,), {"files": {p.name: p.read_bytes() for p in photos}, "predictions": {}})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    with running(photos) as (url, handler):
+        yield url, handler
 
 
 @pytest.fixture(scope="module")
@@ -376,80 +317,3 @@ def test_a_token_learnt_for_one_host_is_not_sent_to_another(tmp_path):
     assert conns.resolve(3).base_url == "http://127.0.0.1:8080" and conns.resolve(3).token == TOKEN
     conns.remember(3, "http://other.example", None, None)  # a /setup naming another host, without a token
     assert conns.resolve(3).token is None and conns.schema(3) == CONFIG
-
-
-API_TOKEN = "api-token-0123456789abcdef"
-
-
-def test_label_studio_routes_need_a_token_whenever_the_api_has_tokens(tmp_path, predictor, fake_ls):
-    import base64
-
-    from fastapi.testclient import TestClient
-
-    from service.api.app import create_app
-
-    settings = make_settings(tmp_path, api_tokens=[API_TOKEN], labelstudio_url=fake_ls[0], labelstudio_token=TOKEN)
-    setup = {"project": "5.1", "schema": CONFIG, "hostname": fake_ls[0], "access_token": TOKEN}
-    with TestClient(create_app(settings, predictor=predictor)) as c:
-        for path, body in (("/train", {"project": "5.1"}), ("/webhook", {"action": "START_TRAINING"}),
-                           ("/setup", setup), ("/predict", {"tasks": [], "label_config": CONFIG})):
-            r = c.post(f"/v1/labelstudio{path}", json=body)
-            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic"), path
-            assert c.post(f"/v1/labelstudio{path}", json=body, auth=("ls", "wrong-token")).status_code == 401
-        assert c.get("/v1/labelstudio/health").status_code == 401
-        # As LS sends it (Basic, the token as the password), or a header set on LS's webhook.
-        assert c.post("/v1/labelstudio/setup", json=setup, auth=("label-studio", API_TOKEN)).status_code == 200
-        basic = "Basic " + base64.b64encode(f"x:{API_TOKEN}".encode()).decode()
-        for headers in ({"X-API-Token": API_TOKEN}, {"Authorization": f"Bearer {API_TOKEN}"}, {"Authorization": basic}):
-            r = c.post("/v1/labelstudio/webhook", json={"action": "PROJECT_UPDATED"}, headers=headers)
-            assert r.status_code == 200 and r.json()["status"] == "ignored"
-        status = c.get("/v1/labelstudio/status").json()  # a read: open while reads are
-        assert status["refused"]["count"] == 9 and status["refused"]["last"].startswith("/v1/labelstudio/health")
-        assert status["webhooks"]["count"] == 3 and status["webhooks"]["last"] == "PROJECT_UPDATED"
-
-
-def test_label_studio_routes_are_closed_off_loopback_without_tokens(tmp_path, predictor):
-    from fastapi.testclient import TestClient
-
-    from service.api.app import create_app
-
-    with TestClient(create_app(make_settings(tmp_path, host="0.0.0.0"), predictor=predictor)) as c:
-        r = c.post("/v1/labelstudio/webhook", json={"action": "START_TRAINING"})
-        assert r.status_code == 403 and "TAILOR_API_TOKENS" in r.json()["detail"]
-
-
-def _refused_setup(c, body) -> tuple[str, list[str]]:
-    r = c.post("/v1/labelstudio/setup", json=body, follow_redirects=False)
-    assert r.status_code == 307, r.text
-    followed = c.post(r.headers["location"], json=body)
-    assert followed.status_code == 400 and r.headers["location"] in str(followed.url)
-    return r.headers["location"], r.json()["detail"]
-
-
-def test_setup_names_the_setting_that_is_missing(tmp_path, predictor, fake_ls):
-    from fastapi.testclient import TestClient
-
-    from service.api.app import create_app
-
-    ls_url = fake_ls[0]
-    body = {"project": "6.1", "schema": CONFIG, "hostname": ls_url, "access_token": None}
-    # The settings a new user starts with: no LS URL, no token, no allowed hosts.
-    with TestClient(create_app(make_settings(tmp_path), predictor=predictor)) as c:
-        where, why = _refused_setup(c, {**body, "access_token": TOKEN})
-        assert where.endswith("/refused/set-TAILOR_LABELSTUDIO_URL")
-        assert f"set TAILOR_LABELSTUDIO_URL={ls_url}" in why[0]
-        status = c.get("/v1/labelstudio/status").json()["projects"]["6"]
-        assert status["ok"] is False and status["problems"] == why
-    with TestClient(create_app(make_settings(tmp_path, labelstudio_url=ls_url), predictor=predictor)) as c:
-        where, why = _refused_setup(c, body)
-        assert where.endswith("/refused/set-TAILOR_LABELSTUDIO_TOKEN") and "TAILOR_LABELSTUDIO_TOKEN" in why[0]
-        where, why = _refused_setup(c, {**body, "access_token": "not-the-token"})
-        assert where.endswith("/refused/token-refused:set-TAILOR_LABELSTUDIO_TOKEN")
-        assert "refused the token Label Studio sent in /setup (HTTP 401)" in why[0]
-        assert "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN" in why[0]
-        no_match = CONFIG.replace('value="Top"', 'value="Shirt"').replace("Skin", "Face").replace("HAIR", "Wig") \
-            .replace("Trousers", "Jeans").replace("Dress", "Gown").replace('"skirt"', '"Kilt"').replace("Shoes", "Boots")
-        where, why = _refused_setup(c, {**body, "access_token": TOKEN, "schema": no_match})
-        assert where.endswith("/refused/no-label-matches-a-class:see-TAILOR_LABELSTUDIO_LABEL_MAP")
-        r = c.post("/v1/labelstudio/setup", json={**body, "access_token": TOKEN})
-        assert r.status_code == 200 and c.get("/v1/labelstudio/status").json()["projects"]["6"]["ok"] is True

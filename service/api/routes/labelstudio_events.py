@@ -42,11 +42,11 @@ async def webhook(request: Request, background: BackgroundTasks, settings: Setti
             background.add_task(store_annotation, state, conns, annotation, task, schema, pid, action)
         return LSEvent(status="accepted", action=action, annotations=len(items))
     if action == "START_TRAINING":
-        return await _retrain(request, settings, pid, "START_TRAINING webhook")
+        return await _retrain(request, settings, conns, pid, "START_TRAINING webhook")
     return LSEvent(status="ignored", action=action)
 
 
-async def _retrain(request: Request, settings, pid, how: str) -> Any:
+async def _retrain(request: Request, settings, conns, pid, how: str) -> Any:
     store = getattr(request.app.state, "store", None)
     if store is None:
         raise HTTPException(503, "the store is not open yet", headers={"Retry-After": "5"})
@@ -56,11 +56,13 @@ async def _retrain(request: Request, settings, pid, how: str) -> Any:
         usable = ready.approved - ready.evaluation
         hint = (f"too-few-approved-photos:{usable}-of-{ready.needed}" if usable < ready.needed
                 else f"train-val-split-empty:{ready.train}-train-{ready.val}-val")
+        conns.activity.train(f"project {pid}: refused: {ready.reason}")
         return refusal([hint], event.model_dump(exclude_none=True))
     record = await asyncio.to_thread(queue_retrain, f"Label Studio project {pid} asked to train ({how})",
                                      settings=settings, details={"source": "labelstudio", "project": pid},
                                      store=store)
     joined = not record.get("created", True)
+    conns.activity.train(f"project {pid}: {'joined' if joined else 'queued'} job {record.get('job_id')}")
     return LSEvent(status="joined" if joined else "queued", action="START_TRAINING", job=record.get("job_id"),
                    reason=f"job {record.get('job_id')} was already {record.get('job_status')}" if joined else None,
                    readiness=ready.as_dict(), retrain=record)
@@ -68,10 +70,10 @@ async def _retrain(request: Request, settings, pid, how: str) -> Any:
 
 @router.post("/train", response_model=LSEvent, response_model_exclude_unset=True,
              responses={307: {"description": "a retrain refused: a redirect naming why"}})
-async def train(request: Request, settings: SettingsDep, _auth: LabelStudioAccess) -> Any:
+async def train(request: Request, settings: SettingsDep, conns: ConnectionsDep, _auth: LabelStudioAccess) -> Any:
     """The older LS protocol (without the START_TRAINING webhook flag) posts here instead."""
     body = await _body(request)
-    return await _retrain(request, settings, project_id(body.get("project")), "/train")
+    return await _retrain(request, settings, conns, project_id(body.get("project")), "/train")
 
 
 @router.get("/status", response_model=LSStatus)

@@ -58,5 +58,7 @@ class LSStatus(BaseModel):
     webhooks: LSCount = Field(description="webhooks received (last: its action)")
     refused: LSCount = Field(description="requests to the LS routes refused for their credentials (last: the path)")
     tasks_without_draft: LSCount = Field(description="tasks answered without a draft (last: the task and why)")
+    train_requests: LSCount = Field(description="Start training requests (last: queued or joined job N, or why "
+                                                "it was refused)")
     projects: dict[str, dict[str, Any]] = Field(description="per LS project: the last /setup, its problems, its "
                                                             "webhook")
