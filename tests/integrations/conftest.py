@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integrations.readme import label_studio_start
+
 REPO = Path(__file__).resolve().parents[2]
 LS_VENV = REPO / ".cache" / "ls-venv"
 USER, PASSWORD, TOKEN = "tailor@example.com", "tailor-test-pw", "tailor-integration-token"
@@ -42,14 +44,16 @@ def label_studio(ls_venv, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items()
            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("TAILOR_")}
+    # The README's own command (its port made free), so that what it says is what these tests run; the user
+    # and token a person would create by signing up come from the environment instead.
+    readme_env, args = label_studio_start()
+    env.update(readme_env)
     env.update(PATH=f"{ls_venv / 'bin'}:{env.get('PATH', '')}", LABEL_STUDIO_BASE_DATA_DIR=str(data),
                LABEL_STUDIO_USERNAME=USER, LABEL_STUDIO_PASSWORD=PASSWORD, LABEL_STUDIO_USER_TOKEN=TOKEN,
-               LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true", ML_BLOCK_LOCAL_IP="false",
-               SSRF_PROTECTION_ENABLED="false", LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false")
+               LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false")
     log_path = data / "label-studio.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(ls_venv / "bin" / "label-studio"), "start", "--no-browser", "--port", str(port),
-                                 "--internal-host", "127.0.0.1", "--host", url],
+        proc = subprocess.Popen([str(ls_venv / "bin" / "label-studio"), *(a.replace("8080", str(port)) for a in args)],
                                 cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     t0 = time.monotonic()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import re
 import threading
 from contextlib import contextmanager
 
@@ -34,7 +35,8 @@ def tailor(port: int, data_dir, predictor, **settings):
     from service.api.app import create_app
     from service.settings import Settings
 
-    s = Settings(_env_file=None, data_dir=data_dir, threads=1, api_tokens=[API_TOKEN], start_worker=False, **settings)
+    settings.setdefault("api_tokens", [API_TOKEN])
+    s = Settings(_env_file=None, data_dir=data_dir, threads=1, start_worker=False, **settings)
     app = create_app(s, predictor=predictor)
     with serve_app(app, port=port) as url:
         yield url, app
@@ -189,3 +191,48 @@ def test_webhook_credentials_and_start_training(label_studio, predictor, tmp_pat
         assert len(jobs) == 1 and jobs[0].status == "queued"
         last = httpx.get(f"{url}/v1/labelstudio/status").json()["train_requests"]["last"]
         assert last == f"project {pid}: queued job {jobs[0].id}"
+
+
+def test_the_readmes_five_minutes_work_as_written(label_studio, predictor, tmp_path, monkeypatch):
+    """The README's exports, run by bash (the LS token pasted in), its config, its backend URL and its steps."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from service.cli import app as cli
+    from service.settings import Settings
+    from tests.integrations.readme import label_config, section, tailor_exports
+
+    ls, port = label_studio, free_port()
+    lines = [line.replace("PASTE-YOUR-LS-TOKEN", TOKEN).replace(":8080", f":{ls.base_url.port}")
+             for line in tailor_exports()]
+    out = subprocess.run(["bash", "-c", "\n".join([*lines, "env"])], capture_output=True, text=True, check=True)
+    values = dict(line.split("=", 1) for line in out.stdout.splitlines() if line.startswith("TAILOR_"))
+    assert set(values) <= {f"TAILOR_{f.upper()}" for f in Settings.model_fields}
+    assert {"TAILOR_LABELSTUDIO_URL", "TAILOR_LABELSTUDIO_TOKEN", "TAILOR_API_TOKENS"} <= set(values)
+    settings = {k.removeprefix("TAILOR_").lower(): v for k, v in values.items()}
+    pid = ls.post("/api/projects", json={"title": "readme", "label_config": label_config()}).raise_for_status().json()
+    pid = pid["id"]
+    ls.post(f"/api/projects/{pid}/import", files=[(n, (n, (CCP / "images" / n).read_bytes(), "image/jpeg"))
+                                                  for n in ("0007.jpg", "0008.jpg")]).raise_for_status()
+    backend = re.search(r"URL `(http://[^`]+)`", section()).group(1).replace(":8000", f":{port}")
+    with tailor(port, tmp_path / "data", predictor, **settings) as (url, app):
+        ml = ls.post("/api/ml", json={"project": pid, "url": backend, "title": "tailor", "auth_method": "BASIC_AUTH",
+                                      "basic_auth_user": "anyone", "basic_auth_pass": values["TAILOR_API_TOKENS"]})
+        assert ml.status_code == 201, ml.text
+        _retrieve(ls, pid)
+        version = app.state.engine.predictor.version
+        first = tasks(ls, pid)[0]
+        assert [p["model_version"] for p in _predictions(ls, first["id"])] == [version]
+        annotation = _annotate(ls, first)
+        monkeypatch.setenv("TAILOR_DATA_DIR", str(tmp_path / "data"))
+
+        def listed():
+            r = CliRunner().invoke(cli, ["corrections", "list", "--source", "labelstudio"])
+            return "1 correction(s)" in r.output and r.output
+        assert "approved" in wait_for(listed, timeout=60)
+        status = httpx.get(f"{url}/v1/labelstudio/status").json()
+        assert status["webhooks"]["count"] >= 1 and status["refused"]["count"] == 0
+        ls.post(f"/api/ml/{ml.json()['id']}/train").raise_for_status()
+        last = httpx.get(f"{url}/v1/labelstudio/status").json()["train_requests"]["last"]
+        assert last.startswith(f"project {pid}: refused: ") and "needs 5" in last, (annotation, last)
