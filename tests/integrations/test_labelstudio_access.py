@@ -75,8 +75,10 @@ def test_setup_names_the_setting_that_is_missing(tmp_path, predictor, fake_ls):
         assert where.endswith("/refused/token-refused:set-TAILOR_LABELSTUDIO_TOKEN")
         assert "refused the token Label Studio sent in /setup (HTTP 401)" in why[0]
         assert "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN" in why[0]
-        no_match = CONFIG.replace('value="Top"', 'value="Shirt"').replace("Skin", "Face").replace("HAIR", "Wig") \
-            .replace("Trousers", "Jeans").replace("Dress", "Gown").replace('"skirt"', '"Kilt"').replace("Shoes", "Boots")
+        no_match = CONFIG
+        for ours, theirs in (('"Top"', '"Shirt"'), ("Skin", "Face"), ("HAIR", "Wig"), ("Trousers", "Jeans"),
+                             ("Dress", "Gown"), ('"skirt"', '"Kilt"'), ("Shoes", "Boots")):
+            no_match = no_match.replace(ours, theirs)
         where, why = _refused_setup(c, {**body, "access_token": TOKEN, "schema": no_match})
         assert where.endswith("/refused/no-label-matches-a-class:see-TAILOR_LABELSTUDIO_LABEL_MAP")
         r = c.post("/v1/labelstudio/setup", json={**body, "access_token": TOKEN})
