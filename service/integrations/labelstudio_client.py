@@ -81,6 +81,14 @@ class Connections:
         return Connection(s.labelstudio_url or known.get("hostname"), s.labelstudio_token or known.get("token"),
                           trusted)
 
+    def may_fetch(self, url: str, conn: Connection) -> bool:
+        """Whether this LS URL's host passes the check every fetch from LS makes (asked by /setup)."""
+        try:
+            self._check_host(url, conn)
+        except ImageUnavailable:
+            return False
+        return True
+
     def _check_host(self, url: str, conn: Connection) -> None:
         host = (httpx.URL(url).host or "").lower()
         if host != conn.trusted_host and host not in self.settings.allowed_url_hosts:

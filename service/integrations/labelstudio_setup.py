@@ -31,8 +31,7 @@ async def access_problems(conns: Connections, conn: Connection, settings) -> lis
     if not conn.base_url:
         return [Problem("no Label Studio URL is known: set TAILOR_LABELSTUDIO_URL to Label Studio's address as "
                         "Tailor reaches it (e.g. http://127.0.0.1:8080)", "set-TAILOR_LABELSTUDIO_URL")]
-    host = (urlsplit(conn.base_url).hostname or "").lower()
-    if host != conn.trusted_host and host not in settings.allowed_url_hosts:
+    if not conns.may_fetch(conn.base_url, conn):
         return [Problem(f"Label Studio sent its address {conn.base_url}, but Tailor fetches only from "
                         f"TAILOR_LABELSTUDIO_URL or TAILOR_ALLOWED_URL_HOSTS: set TAILOR_LABELSTUDIO_URL="
                         f"{conn.base_url}", "set-TAILOR_LABELSTUDIO_URL")]

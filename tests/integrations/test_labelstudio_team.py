@@ -126,7 +126,8 @@ def test_a_photo_tailor_may_not_fetch_gets_a_reason_then_a_draft(label_studio, p
     why = preds[0]["model_version"]
     assert why.startswith(f"{version} no draft: {photo_host}/0004.jpg") and "allowed_url_hosts" in why
     assert status["tasks_without_draft"]["count"] == 2 and f"task {task}: " in status["tasks_without_draft"]["last"]
-    with tailor(port, data, predictor, **good, allowed_url_hosts=["localhost"]):
+    # The host, and the host with its port (for a check that reads ports too).
+    with tailor(port, data, predictor, **good, allowed_url_hosts=["localhost", photo_host.removeprefix("http://")]):
         _retrieve(ls, pid)
     drafted = [p for p in _predictions(ls, task) if p["model_version"] == version]
     assert len(drafted) == 1 and drafted[0]["result"] and drafted[0]["result"][0]["type"] == "brushlabels"
