@@ -59,7 +59,7 @@ async def refused(reason: str, _auth: LabelStudioAccess) -> None:
     raise HTTPException(400, f"refused: {reason} (GET {PREFIX}/status says more)")
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.body() or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -90,7 +90,7 @@ async def setup(request: Request, engine: EngineDep, settings: SettingsDep, conn
     """LS connects a project (and calls again before each prediction batch): remember its hostname, token and
     config, check that its photos can be fetched and its labels used, give its webhook credentials if needed;
     answer the model version (a new one makes LS ask for predictions again)."""
-    body = await _body(request)
+    body = await json_body(request)
     pid = project_id(body.get("project"))
     conns.remember(pid, body.get("hostname"), body.get("access_token"), body.get("schema"))
     conn = conns.resolve(pid)
@@ -175,7 +175,7 @@ def _no_draft(task: Any, reason: str, version: str, conns: Connections) -> LSTas
 async def predict(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep,
                   _auth: LabelStudioAccess) -> LSPredictions:
     """Drafts for a batch of LS tasks: brushlabels (and polygonlabels) regions, a score, the model version."""
-    body = await _body(request)
+    body = await json_body(request)
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
         raise HTTPException(400, "body needs 'tasks': a list of Label Studio tasks")

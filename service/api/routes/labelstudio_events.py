@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 
 from service.api.deps import ConnectionsDep, LabelStudioAccess, ReadAccess, SettingsDep
-from service.api.routes.labelstudio import PREFIX, _body, refusal
+from service.api.routes.labelstudio import PREFIX, json_body, refusal
 from service.api.schemas.labelstudio import LSEvent, LSStatus
 from service.integrations.labelstudio import project_id, queue_retrain
 from service.integrations.labelstudio_annotations import annotation_items, store_annotation
@@ -27,7 +27,7 @@ router = APIRouter(prefix=PREFIX, tags=["labelstudio"])
 async def webhook(request: Request, background: BackgroundTasks, settings: SettingsDep, conns: ConnectionsDep,
                   _auth: LabelStudioAccess) -> Any:
     """LS events: annotations become corrections (in the background); START_TRAINING queues a retrain."""
-    payload = await _body(request)
+    payload = await json_body(request)
     action = payload.get("action")
     conns.activity.webhook(action if isinstance(action, str) else None)
     project = payload.get("project") if isinstance(payload.get("project"), dict) else {}
@@ -72,7 +72,7 @@ async def _retrain(request: Request, settings, conns, pid, how: str) -> Any:
              responses={307: {"description": "a retrain refused: a redirect naming why"}})
 async def train(request: Request, settings: SettingsDep, conns: ConnectionsDep, _auth: LabelStudioAccess) -> Any:
     """The older LS protocol (without the START_TRAINING webhook flag) posts here instead."""
-    body = await _body(request)
+    body = await json_body(request)
     return await _retrain(request, settings, conns, project_id(body.get("project")), "/train")
 
 
