@@ -144,7 +144,8 @@ class Connections:
             hint = " (is the LS token right?)" if "HTTP 401" in str(exc) else ""
             raise ImageUnavailable(f"{url}: {exc}{hint}") from None
 
-    async def call(self, method: str, path: str, conn: Connection, json=None) -> httpx.Response:
+    async def call(self, method: str, path: str, conn: Connection, json=None,
+                   timeout: float | None = None) -> httpx.Response:
         """An LS API call (e.g. GET /api/webhooks/?project=3) with the token; ValueError when LS is not reached."""
         if not conn.base_url:
             raise ImageUnavailable("no Label Studio URL known")
@@ -152,7 +153,7 @@ class Connections:
         self._check_host(url, conn)
         headers = await self.headers(conn)
         try:
-            async with httpx.AsyncClient(timeout=self.settings.url_timeout_s, trust_env=False) as client:
+            async with httpx.AsyncClient(timeout=timeout or self.settings.url_timeout_s, trust_env=False) as client:
                 return await client.request(method, url, headers=headers, json=json)
         except httpx.HTTPError as exc:
             raise ImageUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None

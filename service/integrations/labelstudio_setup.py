@@ -16,6 +16,8 @@ from service.integrations.labelstudio import LabelConfig, class_labels
 from service.integrations.labelstudio_client import Connection, Connections
 
 log = logging.getLogger("tailor.labelstudio")
+# LS gives /setup 3 s (ML_TIMEOUT_SETUP) and waits for it inside its own request: each probe gets less.
+PROBE_TIMEOUT_S = 1.0
 LEGACY_HINT = ("Label Studio 1.23 refuses its legacy tokens unless it was first started with "
                "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true; a personal access token (Account & Settings) always works")
 
@@ -40,11 +42,15 @@ async def access_problems(conns: Connections, conn: Connection, settings) -> lis
         return [Problem("no Label Studio token is known, so its photos (/data/upload/...) cannot be fetched: set "
                         "TAILOR_LABELSTUDIO_TOKEN", "set-TAILOR_LABELSTUDIO_TOKEN")]
     try:
-        resp = await conns.call("GET", "/api/current-user/whoami", conn)
+        resp = await conns.call("GET", "/api/current-user/whoami", conn, timeout=PROBE_TIMEOUT_S)
         code = resp.status_code
     except ValueError as exc:  # unreachable, or a personal access token LS would not exchange
         if "personal access token" in str(exc):
             code = 401
+        elif "Timeout" in str(exc):  # slow, not wrong: refusing the connection for it would be the worse error
+            log.warning("Label Studio at %s did not answer whoami in %.0f s; not checked", conn.base_url,
+                        PROBE_TIMEOUT_S)
+            return []
         else:
             return [Problem(f"Label Studio at {conn.base_url} cannot be reached from Tailor ({exc}): set "
                             "TAILOR_LABELSTUDIO_URL to its address as Tailor reaches it",
@@ -79,7 +85,7 @@ async def check_webhook(conns: Connections, conn: Connection, project: int, webh
     prediction batch, so a later call finds it. Never raises: the answer says what was found or done.
     """
     try:
-        resp = await conns.call("GET", f"/api/webhooks/?project={int(project)}", conn)
+        resp = await conns.call("GET", f"/api/webhooks/?project={int(project)}", conn, timeout=PROBE_TIMEOUT_S)
         hooks = resp.json() if resp.status_code == 200 else None
     except ValueError as exc:
         return {"found": False, "error": str(exc)}
@@ -98,7 +104,7 @@ async def check_webhook(conns: Connections, conn: Connection, project: int, webh
     fixed["Authorization"] = authorization
     try:
         resp = await conns.call("PATCH", f"/api/webhooks/{int(hook['id'])}/", conn,
-                                json={"url": hook["url"], "headers": fixed})
+                                json={"url": hook["url"], "headers": fixed}, timeout=PROBE_TIMEOUT_S)
     except (ValueError, TypeError, KeyError) as exc:
         resp, err = None, str(exc)
     if resp is None or resp.status_code != 200:
