@@ -10,7 +10,7 @@ import logging
 from service.integrations.labelstudio import (LabelConfig, annotation_label_map, label_classes, parse_label_config,
                                               task_image_ref)
 from service.integrations.labelstudio_client import Connections
-from service.store.corrections import review, save_correction
+from service.store.corrections import save_correction
 from service.store.queue import maybe_trigger_retrain
 
 log = logging.getLogger("tailor.labelstudio")
@@ -62,17 +62,21 @@ def _save(app_state, data: bytes, ref: str, annotation: dict, config: LabelConfi
     labels, report = annotation_label_map(annotation.get("result") or [], h, w, classes)
     draft = annotation_label_map(draft_result, h, w, classes)[0] if draft_result is not None else None
     origin = f"Label Studio project {pid}, task {annotation.get('task')}, annotation {annotation.get('id')}"
+    # Approved on arrival: one transaction, so the row is never seen submitted first; a review as a
+    # reviewer's would be, it counts towards retrain_every like any other approval.
+    approve = "labelstudio" in settings.approve_on_arrival
     with store.session() as session:
         row = save_correction(session, store.files, image_bytes=data, label_map=labels, taxonomy=taxonomy,
                               source="labelstudio", annotator=_annotator(annotation), notes=report.notes(origin),
                               draft_labels=draft, draft_model_version=draft_version if draft is not None else None,
                               external_id=f"project/{pid}/annotation/{annotation.get('id')}",
-                              max_pixels=settings.max_pixels)
-        if "labelstudio" in settings.approve_on_arrival:
-            # A review, as a reviewer's would be: it counts towards retrain_every like any other approval.
-            row = review(session, row.id, "approved", "labelstudio",
-                         notes="approved on arrival (TAILOR_APPROVE_ON_ARRIVAL=labelstudio)")
+                              max_pixels=settings.max_pixels, status="approved" if approve else "submitted",
+                              reviewer="labelstudio" if approve else None,
+                              review_notes="approved on arrival (TAILOR_APPROVE_ON_ARRIVAL=labelstudio)"
+                              if approve else None)
+        if approve:
             maybe_trigger_retrain(session, settings.retrain_every, settings.job_max_attempts)
+            session.refresh(row)  # the trigger expires what the session holds; the caller reads the row after
         return row
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import logging
 import re
 import threading
 from contextlib import contextmanager
@@ -141,10 +142,11 @@ def _annotate(ls: httpx.Client, task: dict) -> int:
     return r.json()["id"]
 
 
-def test_webhook_credentials_and_start_training(label_studio, predictor, tmp_path):
+def test_webhook_credentials_and_start_training(label_studio, predictor, tmp_path, caplog):
     from service.store.corrections import find_by_external_id
     from service.store.queue import list_jobs
 
+    caplog.set_level(logging.INFO, logger="tailor.labelstudio")
     ls, port, data = label_studio, free_port(), tmp_path / "data"
     settings = {"labelstudio_url": str(ls.base_url).rstrip("/"), "labelstudio_token": TOKEN,
                 "approve_on_arrival": ["labelstudio"], "retrain_min_approved": 2, "retrain_base_data": CCP,
@@ -186,6 +188,9 @@ def test_webhook_credentials_and_start_training(label_studio, predictor, tmp_pat
             return all(rows) and rows
         rows = wait_for(stored, timeout=60)
         assert rows and [r.status for r in rows] == ["approved", "approved"]
+        logged = lambda: [r.getMessage() for r in caplog.records if "stored as correction" in r.getMessage()]
+        assert wait_for(lambda: len(logged()) == 2, timeout=10), logged()
+        assert not [r.getMessage() for r in caplog.records if "not stored" in r.getMessage()]
         ls.post(f"/api/ml/{ml}/train").raise_for_status()
         with app.state.store.session() as s:
             jobs, _ = list_jobs(s, kind="retrain")
