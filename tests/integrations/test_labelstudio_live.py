@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import time
 
-import httpx
 import cv2
 import numpy as np
 import pytest
