@@ -6,6 +6,7 @@ colour space by each of them. Light module: Pillow (with HEIC through pillow-hei
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,20 @@ except ImportError:  # pragma: no cover - a base dependency; without it HEIC is 
     pass
 
 _UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def without_reprs(text: str) -> str:
+    """The text with object reprs ("<_io.BytesIO object at 0x7f...>") replaced: a memory address tells a
+    client nothing and says something about the server's process."""
+    return _OBJECT_REPR.sub("the data", text)
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's message fit to show a client (Pillow's name the buffer they read)."""
+    return without_reprs(str(exc)).strip() or type(exc).__name__
 
 
 class ImageDecodeError(ValueError):
@@ -75,7 +90,7 @@ def read_header(data: bytes | Path | str, origin: str | None = None) -> ImageHea
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"{origin}: {exc}") from None
     except _UNREADABLE as exc:
-        raise ImageDecodeError(f"{origin}: not a readable image ({exc})") from None
+        raise ImageDecodeError(f"{origin}: not a readable image ({reason(exc)})") from None
 
 
 def decode_image(data: bytes | Path | str, origin: str | None = None, max_pixels: int | None = None,
@@ -111,7 +126,7 @@ def decode_image(data: bytes | Path | str, origin: str | None = None, max_pixels
         except Image.DecompressionBombError as exc:
             raise ImageTooLarge(f"{origin}: {exc}") from None
         except _UNREADABLE as exc:
-            raise ImageDecodeError(f"{origin}: not a readable image ({exc})") from None
+            raise ImageDecodeError(f"{origin}: not a readable image ({reason(exc)})") from None
 
 
 def decode_image_for(data: bytes | Path | str, size_for: Callable[[int, int], tuple[int, int]],
@@ -227,7 +242,7 @@ def read_label_map(path: Path | str) -> np.ndarray:
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageDecodeError(f"{path}: not a readable label map ({exc})") from None
+        raise ImageDecodeError(f"{path}: not a readable label map ({reason(exc)})") from None
     if arr.dtype != np.uint8:
         if arr.max(initial=0) > 255:
             raise ImageDecodeError(f"{path}: label id {int(arr.max())} does not fit in 8 bits")

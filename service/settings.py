@@ -5,6 +5,7 @@ an unknown backend) stops startup with a message naming the setting instead of f
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -74,10 +75,21 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0, le=3600, description="Retry-After sent with a 503 when saturated")
     batch_max_size: int = Field(8, ge=1, le=256, description="GPU micro-batch: most images per model call")
     batch_max_wait_ms: float = Field(5.0, ge=0, le=1000, description="GPU micro-batch: longest wait for company")
+    # Slow clients: a request takes an inference slot only once its body is in, and receiving bodies is
+    # bounded in time and in number, so a few clients sending a byte a second cannot hold the service.
+    upload_timeout_s: float = Field(60.0, gt=0, le=3600, description="a request body must arrive within this "
+                                                                     "(s, from its first byte awaited); else 408")
+    max_uploads_in_flight: int = Field(16, ge=1, le=10_000, description="request bodies being received at once; "
+                                                                        "beyond it 503 with Retry-After")
 
-    # Fetching images by URL: off unless hosts are listed (exact host names, no wildcards).
+    # Fetching images by URL: off unless hosts are listed: "host" (the scheme's own port only) or "host:port",
+    # exact names, no wildcards. Private, loopback and link-local addresses need naming (docs/security.md).
     allowed_url_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    url_timeout_s: float = Field(10.0, gt=0, le=300)
+    allowed_url_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="networks (CIDR) a listed host name may resolve into though private, "
+                                          "e.g. 10.20.0.0/16 for an internal image server")
+    url_timeout_s: float = Field(10.0, gt=0, le=300, description="connect and each read of an image_url (s)")
+    url_deadline_s: float = Field(30.0, gt=0, le=600, description="a whole image_url fetch, redirects included (s)")
     max_redirects: int = Field(3, ge=0, le=10)
 
     # Batch jobs (batch_predict on the job queue; their photos and drafts are under DATA_DIR/work).
@@ -217,7 +229,8 @@ class Settings(BaseSettings):
             raise ValueError(f"labelstudio_label_map: labels {dupes} are given to more than one class")
         return {k.strip(): v.strip() for k, v in mapping.items()}
 
-    @field_validator("api_tokens", "allowed_url_hosts", "promotion_guarded_classes", "cors_origins", mode="before")
+    @field_validator("api_tokens", "allowed_url_hosts", "allowed_url_networks", "promotion_guarded_classes",
+                     "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         # From the environment a list is a comma list ("a.com,b.org") or a JSON list.
@@ -243,10 +256,22 @@ class Settings(BaseSettings):
         cleaned = []
         for h in hosts:
             h = h.strip().lower()
-            if not h or "/" in h or "*" in h or " " in h:
-                raise ValueError(f"allowed_url_hosts: {h!r} is not a bare host name (no scheme, path or wildcard)")
+            if not re.fullmatch(r"(\[[0-9a-f:.]+\]|[a-z0-9_.-]+|[0-9a-f:]+)(:[0-9]{1,5})?", h) or h.endswith(":"):
+                raise ValueError(f"allowed_url_hosts: {h!r} is not a bare host name or host:port (no scheme, path "
+                                 "or wildcard)")
+            port = h.rsplit(":", 1)[1] if h.startswith("[") and "]:" in h or h.count(":") == 1 else None
+            if port is not None and not 1 <= int(port) <= 65535:
+                raise ValueError(f"allowed_url_hosts: {h!r} has no valid port (1-65535)")
             cleaned.append(h)
         return cleaned
+
+    @field_validator("allowed_url_networks")
+    @classmethod
+    def _check_networks(cls, networks: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(n.strip(), strict=False)) for n in networks]
+        except ValueError as exc:
+            raise ValueError(f"allowed_url_networks: {exc} (write networks like 10.20.0.0/16)") from None
 
     @field_validator("cors_origins")
     @classmethod

@@ -152,9 +152,10 @@ def batch_root(tmp_path_factory, photos) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory, batch_root):
+def settings(tmp_path_factory, batch_root, image_server):
+    # The image server's own address and port: a bare host would allow only port 80.
     return make_settings(tmp_path_factory.mktemp("service"), batch_root=batch_root,
-                         allowed_url_hosts=["127.0.0.1"], url_timeout_s=5)
+                         allowed_url_hosts=[image_server.removeprefix("http://")], url_timeout_s=5)
 
 
 @pytest.fixture(scope="session")
@@ -245,6 +246,21 @@ class _ImageHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass
+        elif self.path == "/otherport":
+            # Same host, another port: refused unless that port is listed too.
+            self._send(302, headers={"Location": f"http://127.0.0.1:{port + 1}/photo.jpg"})
+        elif self.path == "/drip":
+            # A byte every 0.2 s: each read is quick, the whole never arrives in time.
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"\xff")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         elif self.path == "/text":
             self._send(200, b"hello", {"Content-Type": "text/plain"})
         else:
@@ -253,7 +269,7 @@ class _ImageHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def image_server(photo_bytes):
-    """http://127.0.0.1:PORT serving /photo.jpg, redirects, an endless body, a text file and 404s."""
+    """http://127.0.0.1:PORT serving /photo.jpg, redirects, an endless body, a slow one, a text file and 404s."""
     handler = type("Handler", (_ImageHandler,), {"photo": photo_bytes})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service.api import errors
-from service.api.limits import BodySizeLimit
+from service.api.limits import BodySizeLimit, UploadGuard
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
 from service.api.routes import (batches, corrections, effort, health, jobs, labelstudio, labelstudio_events, metrics,
@@ -27,6 +27,7 @@ from service.api.schemas.refine import RefineRequest
 from service.drafting.engine import Engine
 from service.drafting.model_swap import ModelSwitcher, follow_current, open_store_and_model
 from service.jobs.batch_predict import run_batch_predict
+from service.jobs.retrain_config import check_retrain_config
 from service.jobs.worker import Worker, new_worker_id
 from service.settings import MiB, Settings
 
@@ -42,6 +43,12 @@ async def lifespan(app: FastAPI):
     limiter.total_tokens = max(limiter.total_tokens, settings.max_in_flight + 8)
     # In a thread: migrating the database and loading (and hashing) model files must not stall the loop.
     store, predictor = await asyncio.to_thread(open_store_and_model, settings, app.state.preloaded_predictor)
+    try:
+        # retrain_config is checked against the model it will fine-tune now, not by the first retrain.
+        await asyncio.to_thread(_check_retrain_config, store, settings)
+    except BaseException:
+        store.close()
+        raise
     app.state.store = store
     engine = Engine(predictor, settings, app.state.metrics)
     app.state.models = ModelSwitcher(engine, store, settings)
@@ -80,8 +87,15 @@ async def lifespan(app: FastAPI):
         app.state.store = None
 
 
+def _check_retrain_config(store, settings: Settings) -> None:
+    with store.session() as session:
+        check_retrain_config(session, settings)
+
+
 def _document_manual_bodies(app: FastAPI) -> None:
-    """Routes that read JSON or multipart themselves reference these schemas; add them to the docs."""
+    """Routes that read JSON or multipart themselves reference these schemas; add them to the docs. And a
+    422 says why in words when the check is not the schema's (a mask of the wrong size): detail may be a
+    string as well as pydantic's list of errors."""
     build = app.openapi
 
     def openapi() -> dict:
@@ -90,6 +104,11 @@ def _document_manual_bodies(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (PredictRequest, RefineRequest, FolderJobRequest):
                 components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            if "HTTPValidationError" in components:
+                detail = components["HTTPValidationError"]["properties"]["detail"]
+                components["HTTPValidationError"]["properties"]["detail"] = {
+                    "anyOf": [{k: v for k, v in detail.items() if k != "title"}, {"type": "string"}],
+                    "title": "Detail"}
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -129,6 +148,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     # The last added is outermost: metrics also count the 413s of the size limit, which in turn sees
     # the body before anything inside reads it.
     app.add_middleware(BodySizeLimit, limit_for=body_limit)
+    app.add_middleware(UploadGuard, deadline_s=settings.upload_timeout_s, max_uploads=settings.max_uploads_in_flight,
+                       retry_after_s=settings.retry_after_s)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.cors_origins:
         # Outside the size limit and auth, so a browser's preflight gets its answer; tokens travel in

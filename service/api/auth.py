@@ -41,10 +41,12 @@ def token_matches(token: str, tokens: list[str]) -> bool:
     return ok
 
 
-def check_access(request: Request, write: bool) -> None:
-    """Raise 401 (no token) or 403 (wrong token, or writes closed) unless the request may proceed."""
+def check_access(request: Request, write: bool, data: bool = False) -> None:
+    """Raise 401 (no token) or 403 (wrong token, or writes closed) unless the request may proceed.
+
+    `data`: a read of photos, masks or a whole package, which read_open never opens."""
     settings = request.app.state.settings
-    if not write and settings.read_open:
+    if not write and not data and settings.read_open:
         return
     tokens = settings.api_tokens
     if not tokens:
@@ -67,6 +69,10 @@ def require_write(request: Request) -> None:
 
 def require_read(request: Request) -> None:
     check_access(request, write=False)
+
+
+def require_data(request: Request) -> None:
+    check_access(request, write=False, data=True)
 
 
 def _basic_matches(authorization: str, user: str, password: str) -> bool:

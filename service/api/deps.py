@@ -1,19 +1,19 @@
-"""Dependencies, declared once as Annotated aliases and reused by every route, and reading a multipart form.
-
-They read what the lifespan put on app.state; a route that needs the model gets a 503 (with
-Retry-After) while the model is still loading, and a predict slot is refused at once when saturated.
+"""Dependencies, declared once as Annotated aliases and reused by every route, reading a multipart form,
+and the inference slot. They read what the lifespan put on app.state; a route that needs the model gets a
+503 (with Retry-After) while it is still loading, and a slot is refused at once when saturated.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from starlette.datastructures import FormData
 from sqlalchemy.orm import Session
 
-from service.api.auth import require_labelstudio, require_read, require_write
+from service.api.auth import require_data, require_labelstudio, require_read, require_write
 from service.api.metrics import Metrics
 from service.drafting.engine import Engine
 from service.drafting.errors import Saturated
@@ -74,8 +74,10 @@ async def labelstudio_access(request: Request, conns: ConnectionsDep) -> None:
 LabelStudioAccess = Annotated[None, Depends(labelstudio_access)]
 
 
-async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: MetricsDep) -> AsyncIterator[None]:
-    """Hold one of max_in_flight slots for the request; none free means 503 now, not a queue."""
+@contextmanager
+def inference_slot(engine: Engine, settings: Settings, metrics: Metrics) -> Iterator[None]:
+    """Hold one of max_in_flight slots; none free means 503 now, not a queue. Routes take it once the
+    request's photo is in (body received, URL fetched), so a slow client never holds one while sending."""
     try:
         engine.try_acquire()
     except Saturated as exc:
@@ -86,9 +88,6 @@ async def predict_slot(engine: EngineDep, settings: SettingsDep, metrics: Metric
         yield
     finally:
         engine.release()
-
-
-PredictSlot = Annotated[None, Depends(predict_slot)]
 
 
 # -- store and access -----------------------------------------------------------------------------
@@ -113,3 +112,13 @@ def get_store(request: Request) -> Iterator[StoreSession]:
 StoreDep = Annotated[StoreSession, Depends(get_store)]
 WriteAccess = Annotated[None, Depends(require_write)]   # token-protected: writes and administration
 ReadAccess = Annotated[None, Depends(require_read)]     # open unless read_open is false
+# Photos, masks and packages are the customer's data: never covered by read_open (docs/security.md).
+DataAccess = Annotated[None, Depends(require_data)]
+
+
+# -- ids and pages ----------------------------------------------------------------------------------
+# Database ids are 64-bit signed integers (SQLite INTEGER, PostgreSQL BIGINT): a larger number would
+# overflow in the driver (a 500), so every id and offset is bounded here, once, and answered with a 422.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id (1 to 2^63-1)")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="matches to skip")]

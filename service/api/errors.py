@@ -8,7 +8,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from models.images import reason, without_reprs
 
 from service.api.request_id import HEADER as REQUEST_ID
 from service.drafting.batcher import BatcherClosed
@@ -43,7 +49,22 @@ def install(app: FastAPI, retry_after_s: int) -> None:
     """Answer domain errors with their status, a closed batcher with 503, and anything else with a logged 500."""
 
     async def refused(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+        return JSONResponse({"detail": reason(exc)}, status_code=status_of(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        # A message built from a library's exception may name an object by its memory address; a client
+        # gets the words without it, whichever route built the message.
+        if isinstance(exc.detail, str):
+            exc.detail = without_reprs(exc.detail)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # As FastAPI answers, except that an input of raw bytes that is not UTF-8 is shown with
+        # replacement characters instead of failing to encode (a 500).
+        errors = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+        return JSONResponse({"detail": errors}, status_code=422)
 
     for kind, _ in STATUS:
         app.add_exception_handler(kind, refused)

@@ -74,8 +74,8 @@ def _queue(kind: str, params: dict, reason: str | None) -> None:
 
     settings, store = open_store()
     try:
-        params = validate_params(kind, params, settings)
         with store.session() as s:
+            params = validate_params(kind, params, settings, s)
             if kind == "retrain":
                 job, created = queue.enqueue_retrain(s, params, reason=reason, requested_by="cli",
                                                      max_attempts=settings.job_max_attempts)

@@ -45,8 +45,9 @@ def train(
 
     try:
         overrides = parse_overrides(set_ or [])
-        cfg = TrainConfig.from_file(config, **{**overrides, "epochs": epochs, "threads": threads,
-                                               "max_images": max_images, "max_steps": max_steps})
+        options = {"epochs": epochs, "threads": threads, "max_images": max_images, "max_steps": max_steps}
+        # An option left unset must not undo the same field given with --set.
+        cfg = TrainConfig.from_file(config, **{**overrides, **{k: v for k, v in options.items() if v is not None}})
     except (ValueError, TypeError) as exc:
         fail(str(exc))
     try:
@@ -126,10 +127,12 @@ def evaluate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="write the metrics JSON here")] = None,
     backend: Annotated[str, typer.Option(help="onnx (CPU, default) or torch")] = "onnx",
     threads: Annotated[Optional[int], typer.Option(help="inference threads")] = None,
+    split: Annotated[str, typer.Option(help="auto: only the val split when DATA is the model's own training "
+                                            "folder, else every photo; or all, val, train")] = "auto",
 ) -> None:
     """Score MODEL on DATA at native image size: mIoU, pixel accuracy, per-class IoU."""
     try:
-        result = run_evaluation(model, data, backend=backend, threads=threads)
+        result = run_evaluation(model, data, backend=backend, threads=threads, split=split)
     except (DatasetError, TaxonomyError, ModelDirError, ValueError) as exc:
         fail(str(exc))
     Console().print(results_table(result))

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from models.taxonomy import Taxonomy
+from service.csv_cells import csv_text
 from service.drafting.answer import coco_document, coco_image_entry, described_classes, output_classes
 from service.drafting.engine import Engine
 from service.drafting.errors import PhotoRejected
@@ -164,6 +165,6 @@ def _csv(drafts: Sequence[PhotoDraft], names: list[str]) -> str:
     w.writerow(["file", "mask", "width", "height", "difficulty", "classes"] + [f"area_{n}" for n in names])
     for d in drafts:
         areas = {c["name"]: c["area"] for c in d.classes}
-        w.writerow([d.source, d.mask, d.width, d.height, f"{d.difficulty:.4f}",
+        w.writerow([csv_text(d.source), csv_text(d.mask), d.width, d.height, f"{d.difficulty:.4f}",
                     ";".join(c["name"] for c in d.classes if c["id"] != 0)] + [areas.get(n, 0) for n in names])
     return buf.getvalue()

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from models.images import (ImageDecodeError, ImageHeader, ImageTooLarge, decode_image, decode_image_for, encode_png,
-                           read_header)
+                           read_header, reason)
 from models.taxonomy import Taxonomy
 from service.drafting.batcher import MicroBatcher
 from service.drafting.errors import PhotoRejected, PhotoTooLarge, Saturated
@@ -170,7 +170,7 @@ class Engine:
         except ImageDecodeError as exc:
             raise PhotoRejected(_BUFFER_REPR.sub("", str(exc))) from None
         except Exception as exc:  # a corrupt file can trip odd errors deep in a codec; still the photo's fault
-            raise PhotoRejected(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
+            raise PhotoRejected(f"{name}: not a readable image ({type(exc).__name__}: {reason(exc)})") from None
         return image, self._big_enough(name, shape)
 
     def shown_size(self, photo: bytes | Path, name: str) -> tuple[int, int]:

@@ -74,14 +74,19 @@ def list_folder(batch_root: Path | None, folder: str, max_files: int) -> list[tu
     """Image files under batch_root/folder as (relative name, path); anything leaving the root is refused."""
     if batch_root is None:
         raise FolderRefused("folder jobs are disabled on this server (set TAILOR_BATCH_ROOT)")
+    if "\x00" in folder:  # the OS cannot name such a path (os calls raise ValueError on it)
+        raise FolderRefused("folder must not contain a NUL character")
     if not folder or Path(folder).is_absolute() or folder.startswith(("/", "\\")):
         raise FolderRefused(f"folder must be a relative path under batch_root, got {folder!r}")
     root = batch_root.resolve()
-    target = (root / folder).resolve()
-    if not target.is_relative_to(root):
-        raise FolderOutsideRoot(f"folder {folder!r} is outside batch_root; refused")
-    if not target.is_dir():
-        raise FolderNotFound(f"folder {folder!r} does not exist under batch_root")
+    try:
+        target = (root / folder).resolve()
+        if not target.is_relative_to(root):
+            raise FolderOutsideRoot(f"folder {folder!r} is outside batch_root; refused")
+        if not target.is_dir():
+            raise FolderNotFound(f"folder {folder!r} does not exist under batch_root")
+    except OSError as exc:   # a name the file system cannot hold (too long, say)
+        raise FolderRefused(f"folder {folder[:200]!r}... cannot be read ({exc.strerror})") from None
     found = []
     for p in sorted(target.rglob("*")):
         # Symlinks are resolved and must stay inside the root too.

@@ -12,6 +12,7 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image, UnidentifiedImageError
 
+from models.images import reason
 from service.formats._runs import LabelLayers, as_layers, check_label_map, check_mask
 
 __all__ = ["decode", "decode_mask", "encode", "encode_class_masks", "encode_mask", "overlay", "render"]
@@ -89,7 +90,7 @@ def decode(data: bytes) -> np.ndarray:
                 raise ValueError(f"label map PNG must be single-channel 8-bit (L or P), got mode {img.mode}")
             arr = np.asarray(img)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"unreadable PNG ({exc})") from None
+        raise ValueError(f"unreadable PNG ({reason(exc)})") from None
     return arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
 
 

@@ -4,6 +4,7 @@ batch_predict.py, retrain's in retrain.py.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from service.drafting.errors import FolderRefused
 from service.drafting.photo_files import list_folder
 from service.formats import UnknownFormatError, parse_formats
 from service.jobs.promotion import export_eval_set, score
+from service.jobs.retrain_config import RetrainConfigError, check_retrain_config
 from service.store.models_registry import current_version, get_model
 from service.store.queue import JobError
 from service.store.tables import JOB_KINDS
@@ -25,10 +27,17 @@ PARAMS: dict[str, dict[str, tuple[type | tuple, bool]]] = {
     "batch_predict": {"folder": (str, False), "upload": (str, False), "version": (str, False),
                       "left_right": (bool, False), "formats": (list, False)},
 }
+# Bounds: a retrain of a billion epochs or a version naming a path is refused when queued.
+MAX_EPOCHS = 1000
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+MAX_FOLDER = 4096
 
 
-def validate_params(kind: str, params: dict | None, settings) -> dict:
-    """Check a job's params before it is queued (a bad one fails now, not an hour later in the worker)."""
+def validate_params(kind: str, params: dict | None, settings, session=None) -> dict:
+    """Check a job's params before it is queued (a bad one fails now, not an hour later in the worker).
+
+    With a database `session`, a version must be in the model store, and a retrain's config is resolved
+    against the current model's own, as the worker will."""
     if kind not in JOB_KINDS:
         raise JobError(f"kind must be one of {list(JOB_KINDS)}, got {kind!r}")
     params = dict(params or {})
@@ -48,10 +57,24 @@ def validate_params(kind: str, params: dict | None, settings) -> dict:
         if not ok:
             raise JobError(f"params.{name} must be {typ.__name__}, got {value!r}")
         params[name] = value
-    if params.get("epochs") is not None and params["epochs"] < 1:
-        raise JobError("params.epochs must be at least 1")
-    if params.get("lr") is not None and params["lr"] <= 0:
-        raise JobError("params.lr must be positive")
+    if "epochs" in params and not 1 <= params["epochs"] <= MAX_EPOCHS:
+        raise JobError(f"params.epochs must be between 1 and {MAX_EPOCHS}, got {params['epochs']}")
+    if "lr" in params and not 0 < params["lr"] <= 1:
+        raise JobError(f"params.lr must be in (0, 1], got {params['lr']}")
+    if "version" in params:
+        if not VERSION.fullmatch(params["version"]):
+            raise JobError(f"params.version must be a model version name (letters, digits, '._+-', at most 100), "
+                           f"got {params['version'][:120]!r}")
+        if session is not None and get_model(session, params["version"]) is None:
+            raise JobError(f"no model version {params['version']!r} in the store")
+    for name in ("folder", "upload"):
+        if name in params and (len(params[name]) > MAX_FOLDER or "\x00" in params[name]):
+            raise JobError(f"params.{name} must be a path of at most {MAX_FOLDER} characters, without NUL")
+    if kind == "retrain" and session is not None:
+        try:
+            check_retrain_config(session, settings, params)
+        except RetrainConfigError as exc:
+            raise JobError(str(exc)) from None
     if kind == "batch_predict" and ("folder" in params) == ("upload" in params):
         raise JobError("batch_predict needs params.folder (under batch_root) or params.upload, not both")
     if "folder" in params:

@@ -20,13 +20,13 @@ from models.taxonomy import Taxonomy
 from service.jobs.context import JobContext, JobLost
 from service.jobs.kinds import model_path
 from service.jobs.promotion import in_eval_set, judge
+from service.jobs.readiness import val_percent
+from service.jobs.retrain_config import retrain_overrides, train_config
 from service.store.corrections import CorrectionError
 from service.store.export import export_approved
 from service.store.models_registry import get_model, register_model
 from service.store.queue import JobError
 from service.store.tables import Correction
-from training.config import TrainConfig
-from service.jobs.readiness import val_percent
 from training.dataset import scan_dataset, split_bucket
 
 SUMMARY = ("epoch", "train_loss", "miou", "pixel_accuracy", "seconds")
@@ -37,7 +37,8 @@ def _approved_shas(store) -> set[str]:
         return set(s.scalars(select(Correction.image_sha256).where(Correction.status == "approved")))
 
 
-def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str], skip_val_percent: float | None = None) -> int:
+def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str],
+                  skip_val_percent: float | None = None) -> int:
     """Copy the base dataset into `dest` (masks mapped to the taxonomy's ids), except photos in `skip_shas`
     (evaluation photos must stay unseen; a corrected photo's correction supersedes its base mask) and the
     base's own val split (the promotion gate's fallback evaluation set: it must stay unseen too)."""
@@ -88,12 +89,6 @@ def prepare_data(ctx, taxonomy, use_base: bool) -> tuple[Path, dict]:
     return data, info
 
 
-def train_config(card: dict, overrides: dict, taxonomy_file: Path):
-    base = {k: v for k, v in card["training"]["config"].items() if k not in ("max_images", "max_steps")}
-    # The taxonomy travels with the model card, so the run does not depend on where the original lived.
-    return TrainConfig.from_dict({**base, **overrides, "taxonomy": str(taxonomy_file)}, origin="retrain config")
-
-
 def run_retrain(ctx: JobContext) -> dict:
     """The job handler. Its work folder is kept only for a resume: after a killed worker or a stop."""
     work = ctx.settings.work_dir / f"retrain-{ctx.job_id}"
@@ -130,8 +125,7 @@ def _retrain(ctx, work: Path) -> dict:
     data, info = prepare_data(ctx, taxonomy, params.get("use_base_data", True))
     tax_file = work / "taxonomy.json"
     tax_file.write_text(json.dumps(card["taxonomy"]))
-    overrides = {**settings.retrain_config, **{k: params[k] for k in ("epochs", "lr") if k in params}}
-    cfg = train_config(card, overrides, tax_file)
+    cfg = train_config(card, retrain_overrides(settings, params), tax_file)
     ctx.progress(stage="training", epoch=0, epochs=cfg.epochs, train_images=info["corrections"] + info["base_images"],
                  corrections=info["corrections"], base_images=info["base_images"])
     ctx.check()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.images import encode_png
 from models.taxonomy import Taxonomy
+from service.csv_cells import csv_text
 from service.drafting.engine import Engine
 from service.drafting.errors import PhotoRejected
 from service.drafting.photo_files import IMAGE_SUFFIXES
@@ -172,8 +173,8 @@ def worklist_csv(session: Session, wl: Worklist) -> str:
     for i in items:
         corr = item_correction(session, i)
         notes = "; ".join(t for t in (i.reason, i.notes) if t)
-        w.writerow([i.image_id, i.annotator or "", ";".join(i.draft_classes), f"{i.difficulty:.4f}", notes,
-                    i.qa_status, f"{i.predicted_effort_s:.1f}", i.position or "",
+        w.writerow([csv_text(i.image_id), csv_text(i.annotator), ";".join(i.draft_classes), f"{i.difficulty:.4f}",
+                    csv_text(notes), csv_text(i.qa_status), f"{i.predicted_effort_s:.1f}", i.position or "",
                     corr.status if corr else "none"])
     return buf.getvalue()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,24 @@ from pathlib import Path
 
 KINDS = ("images", "masks")
 TMP_PREFIX = ".tmp-"
+# A staged file's name says who writes it: this machine (a short hash of its name, as the data folder may
+# be shared) and the process id, so a sweep at startup can tell a dead writer's leftovers from live work.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _owner_alive(name: str) -> bool | None:
+    """Whether the process that staged `name` still runs; None when the name cannot tell (another machine,
+    or a name from before owners were recorded)."""
+    parts = name[len(TMP_PREFIX):].split("-", 2)
+    if len(parts) < 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True   # PermissionError: alive, another user's
+    return True
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -54,7 +73,7 @@ class FileStore:
         if final.is_file() and final.stat().st_size == len(data):
             return Staged(sha, rel, final, None)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}-{final.name}"
+        temp = final.parent / f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}-{final.name}"
         with open(temp, "wb") as f:
             f.write(data)
             f.flush()
@@ -99,14 +118,19 @@ class FileStore:
     def sweep_temps(self, older_than_s: float = 3600.0) -> int:
         """Remove temporary files left by a killed process; returns how many were removed.
 
-        Only old ones: another process (the CLI, a worker) may be staging files right now.
+        A file whose writer (named in it) no longer runs goes at once; another process (the CLI, a worker)
+        may be staging files right now, so a file of a live or unknown writer goes only once it is old.
         """
         removed, cutoff = 0, time.time() - older_than_s
         for kind in KINDS:
             base = self.root / kind
             if base.is_dir():
                 for p in base.glob(f"*/{TMP_PREFIX}*"):
-                    if p.stat().st_mtime < cutoff:
+                    try:
+                        stale = _owner_alive(p.name) is False or p.stat().st_mtime < cutoff
+                    except FileNotFoundError:  # published or discarded meanwhile
+                        continue
+                    if stale:
                         p.unlink(missing_ok=True)
                         removed += 1
         return removed

@@ -57,8 +57,9 @@ def clean_names(names: list[str]) -> list[str]:
 def get_worklist(session: Session, ref: int | str) -> Worklist:
     """By id (an int or digits) or by name."""
     wl = None
-    if isinstance(ref, int) or str(ref).isdigit():
-        wl = session.get(Worklist, int(ref))
+    # Only ASCII digits are an id ('²'.isdigit() is true), and only ids a 64-bit column can hold.
+    if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit()):
+        wl = session.get(Worklist, int(ref)) if int(ref) < 2**63 else None
     if wl is None:
         wl = session.scalar(select(Worklist).where(Worklist.name == str(ref)))
     if wl is None:

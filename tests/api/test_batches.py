@@ -118,10 +118,16 @@ def test_bad_batch_requests(client, kwargs, status, words):
         assert words in str(r.json()["detail"])
 
 
-@pytest.mark.parametrize("path", ["/v1/batches/0123456789abcdef0123456789abcdef", "/v1/batches/..%2F..%2Fetc",
-                                  "/v1/batches/0123456789abcdef0123456789abcdef/results", "/v1/batches/99999"])
-def test_unknown_jobs_are_404(client, path):
-    assert client.get(path).status_code == 404
+def test_unknown_jobs_are_404(client):
+    assert client.get("/v1/batches/99999").status_code == 404
+    assert client.get("/v1/batches/99999/results").status_code == 404
+    assert client.get("/v1/batches/..%2F..%2Fetc").status_code == 404  # no route has that shape
+
+
+@pytest.mark.parametrize("path", ["/v1/batches/0123456789abcdef0123456789abcdef",
+                                  "/v1/batches/0123456789abcdef0123456789abcdef/results"])
+def test_job_ids_are_numbers(client, path):
+    assert client.get(path).status_code == 422  # a batch's id is its job's id
 
 
 def test_cancel_stops_a_running_job_and_the_worker_moves_on(client, batch_root, photos):

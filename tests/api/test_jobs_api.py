@@ -28,10 +28,10 @@ def test_queue_list_cancel_and_survive_a_restart(tmp_path, predictor, batch_root
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with _app(settings, predictor) as c:
         assert c.post("/v1/jobs", json={"kind": "retrain"}).status_code == 401
-        r = c.post("/v1/jobs", json={"kind": "retrain", "params": {"epochs": 2}, "reason": "try"}, headers=auth)
+        r = c.post("/v1/jobs", json={"kind": "retrain", "params": {"epochs": 8}, "reason": "try"}, headers=auth)
         assert r.status_code == 201, r.text
         job = r.json()
-        assert job["status"] == "queued" and job["params"] == {"epochs": 2} and job["requested_by"] == "api"
+        assert job["status"] == "queued" and job["params"] == {"epochs": 8} and job["requested_by"] == "api"
         again = c.post("/v1/jobs", json={"kind": "retrain"}, headers=auth)
         assert again.status_code == 200 and again.json()["id"] == job["id"] and again.json()["created"] is False
         for bad in ({"kind": "nap"}, {"kind": "retrain", "params": {"epochz": 1}},

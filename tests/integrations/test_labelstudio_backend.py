@@ -41,11 +41,13 @@ def fake_ls(photos):
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, predictor):
+def service(tmp_path_factory, predictor, fake_ls):
     from service.api.app import create_app
 
+    # The fake LS's host and port: fetching allows a listed port only (the bare host: the LS client's check).
     # Base data and a tiny evaluation share: one approved photo is enough for a retrain to be queued.
-    settings = make_settings(tmp_path_factory.mktemp("ls"), allowed_url_hosts=["127.0.0.1"], url_timeout_s=5,
+    settings = make_settings(tmp_path_factory.mktemp("ls"), url_timeout_s=5,
+                             allowed_url_hosts=["127.0.0.1", fake_ls[0].removeprefix("http://")],
                              labelstudio_label_map={"pants": "Trousers"}, retrain_base_data=CCP,
                              retrain_min_approved=1, eval_percent=0.01)
     app = create_app(settings, predictor=predictor)

@@ -38,13 +38,14 @@ def _label_config(names: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, label_studio):
     from service.api.app import create_app
     from service.settings import Settings
 
     tmp = tmp_path_factory.mktemp("service")
     settings = Settings(_env_file=None, data_dir=tmp / "data", threads=1,
-                        allowed_url_hosts=["127.0.0.1"], labelstudio_basic_user=BASIC[0],
+                        allowed_url_hosts=["127.0.0.1", str(label_studio.base_url).removeprefix("http://").rstrip("/")],
+                        labelstudio_basic_user=BASIC[0],
                         labelstudio_basic_pass=BASIC[1])
     app = create_app(settings)  # the bundled model, loaded by the lifespan as `tailor serve` does
     with serve_app(app) as url:

@@ -90,3 +90,16 @@ def test_cli_error_names_the_file(tiny_model, self_labelled, tmp_path):
     assert proc.returncode == 2
     assert "0012.jpg" in proc.stderr and "has no mask" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_on_its_own_training_folder_only_the_val_split_counts(tiny_model, tiny_data, self_labelled):
+    from training.dataset import scan_dataset
+
+    _, val = scan_dataset(tiny_data).split(25.0)  # the tiny config's val_percent
+    auto = evaluate(tiny_model, tiny_data, show_progress=False, split="auto")
+    assert auto["split"] == "val" and auto["images"] == len(val) == 3
+    assert evaluate(tiny_model, tiny_data, show_progress=False, split="all")["images"] == 16
+    other = evaluate(tiny_model, self_labelled[0], show_progress=False, split="auto")
+    assert other["split"] == "all" and other["images"] == 3  # another folder: every photo
+    with pytest.raises(ValueError, match="unknown split"):
+        evaluate(tiny_model, tiny_data, show_progress=False, split="test")

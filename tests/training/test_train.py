@@ -151,10 +151,12 @@ def test_cli_set_overrides_any_field(tiny_data, tiny_config_file, tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", "--data", str(tiny_data), "--out", str(out), "--config",
                                       str(tiny_config_file), "--max-steps", "1", "--set", "lr=0.0005",
-                                      "--set", "decoder_channels=[8, 8, 8, 8, 8]", "--set", "rotate=0"])
+                                      "--set", "decoder_channels=[8, 8, 8, 8, 8]", "--set", "rotate=0",
+                                      "--set", "epochs=1"])
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["lr"] == 0.0005 and config["decoder_channels"] == [8] * 5 and config["rotate"] == 0
+    assert config["epochs"] == 1  # --set wins over an --epochs option left unset (the tiny config has 2)
     bad = CliRunner().invoke(app, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "x"),
                                    "--set", "no_such_field=1"])
     assert bad.exit_code == 2 and "no_such_field" in bad.output

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
+from service.api.deps import MAX_ID, EngineDep, Offset, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
 from service.api.schemas.batches import BatchImage, CocoDocument, FolderJobRequest, JobResults, JobState
 from service.drafting.answer import LEFT_RIGHT_DOC, coco_document
 from service.drafting.batch import PhotoDraft, classes_of
@@ -30,7 +30,8 @@ from service.store import queue
 from service.store.tables import Job
 
 router = APIRouter(prefix=f"{API_PREFIX}/batches", tags=["batches"])
-JobId = Annotated[str, Path(description="the batch's job id (as in /v1/jobs)")]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="the batch's job id (as in /v1/jobs)")]
+ImageIndex = Annotated[int, Path(ge=0, le=MAX_ID, description="the photo's place in the batch, from 0")]
 _BODY_DOC = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["images"], "properties": {
         "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
@@ -38,18 +39,18 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/FolderJobRequest"}}}}}
 
 
-def _batch(store, job_id: str) -> Job:
+def _batch(store, job_id: int) -> Job:
     try:
-        job = queue.get_job(store.session, int(job_id)) if job_id.isdigit() else None
+        job = queue.get_job(store.session, job_id)
     except queue.JobNotFound:
         job = None
     if job is None or job.kind != "batch_predict":
-        raise HTTPException(404, f"no batch job {job_id!r}")
+        raise HTTPException(404, f"no batch job {job_id}")
     return job
 
 
 def _queue(store, settings, params: dict, photos: int) -> Job:
-    params = validate_params("batch_predict", params, settings)
+    params = validate_params("batch_predict", params, settings, store.session)
     return queue.enqueue(store.session, "batch_predict", params, max_attempts=settings.job_max_attempts,
                          requested_by="api", progress={"total": photos, "done": 0, "succeeded": 0, "failed": 0,
                                                        "failures": []})
@@ -78,8 +79,8 @@ async def create_batch(request: Request, response: Response, settings: SettingsD
     elif ctype == "application/json":
         try:
             req = FolderJobRequest.model_validate(json.loads(await request.body() or b"null"))
-        except json.JSONDecodeError as exc:
-            raise HTTPException(400, f"request body is not valid JSON ({exc})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # JSON must be UTF-8 (RFC 8259)
+            raise HTTPException(400, f"request body is not valid UTF-8 JSON ({exc})") from None
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
         if req.formats is not None:
@@ -106,7 +107,7 @@ def get_batch(job_id: JobId, store: StoreDep, _auth: ReadAccess) -> JobState:
 
 @router.get("/{job_id}/results", response_model=JobResults, response_model_exclude_none=True)
 def get_results(job_id: JobId, store: StoreDep, settings: SettingsDep, engine: EngineDep, _auth: ReadAccess,
-                offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                offset: Offset = 0, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                 coco: Annotated[bool, Query(description="embed a COCO document of the images")] = False) -> JobResults:
     """Per-image results finished so far (classes, difficulty, mask link), optionally as embedded COCO."""
     job = _batch(store, job_id)
@@ -132,11 +133,12 @@ def _coco(drafts: list[PhotoDraft], engine, job: Job) -> CocoDocument:
 
 
 @router.get("/{job_id}/masks/{index}.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-def get_mask(job_id: JobId, index: int, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> FileResponse:
+def get_mask(job_id: JobId, index: ImageIndex, store: StoreDep, settings: SettingsDep,
+             _auth: ReadAccess) -> FileResponse:
     """The PNG label map (class ids) of image `index` of the batch."""
     job = _batch(store, job_id)
     result = output_dir(settings, job.id) / "results" / f"{index:05d}.json"
-    if index < 0 or not result.is_file():
+    if not result.is_file():
         raise HTTPException(404, f"batch job {job_id} has no mask for image {index}")
     mask = FilePath(json.loads(result.read_text())["mask"])
     return FileResponse(output_dir(settings, job.id) / mask, media_type="image/png")

@@ -23,10 +23,13 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from models.images import reason
+
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
-from service.api.schemas.corrections import (CorrectionInfo, CorrectionJSON, CorrectionPage, Export, ExportRequest,
-                                             ReviewRequest)
+from service.api.deps import (DataAccess, EngineDep, Offset, ReadAccess, RowId, SettingsDep, StoreDep, WriteAccess,
+                              read_form)
+from service.api.schemas.corrections import (CorrectionFields, CorrectionInfo, CorrectionJSON, CorrectionPage,
+                                             Export, ExportRequest, ReviewRequest)
 from service.formats import coco_rle
 from service.store import corrections as store_api
 from service.store.export import export_approved
@@ -46,7 +49,7 @@ def _png_label_map(data: bytes, what: str) -> np.ndarray:
                                          f"(got {img.format} mode {img.mode})")
             arr = np.asarray(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise HTTPException(422, f"{what} is not a readable PNG ({exc})") from None
+        raise HTTPException(422, f"{what} is not a readable PNG ({reason(exc)})") from None
     return arr.astype(np.int64) if arr.dtype != np.uint8 else arr
 
 
@@ -93,6 +96,10 @@ async def _read_upload(request: Request, settings, taxonomy) -> dict:
         if isinstance(draft, UploadFile):
             args["draft_labels"] = _png_label_map(await draft.read(), "draft_mask")
         rle = fields.pop("rle", None)
+        try:  # the same bounds as the JSON fields
+            CorrectionFields.model_validate(fields)
+        except ValueError as exc:
+            raise HTTPException(422, f"bad form field: {exc}") from None
     elif ctype == "application/json":
         try:
             req = CorrectionJSON.model_validate_json(await request.body())
@@ -142,7 +149,7 @@ def list_corrections(store: StoreDep, _auth: ReadAccess,
                      source: Annotated[str | None, Query()] = None, annotator: Annotated[str | None, Query()] = None,
                      image: Annotated[str | None, Query(description="image sha256")] = None,
                      since: Annotated[datetime | None, Query(description="updated at or after (ISO 8601)")] = None,
-                     offset: Annotated[int, Query(ge=0)] = 0,
+                     offset: Offset = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> CorrectionPage:
     """Corrections matching every filter given, by id; `total` counts all matches."""
     if since is not None and since.tzinfo is None:
@@ -170,7 +177,7 @@ def export(body: ExportRequest, settings: SettingsDep, store: StoreDep, engine: 
 
 
 @router.get("/export.zip", response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}})
-def export_zip(store: StoreDep, engine: EngineDep, _auth: ReadAccess) -> FileResponse:
+def export_zip(store: StoreDep, engine: EngineDep, _auth: DataAccess) -> FileResponse:
     """The approved set as a zip of images/, masks/, labels.txt and manifest.json."""
     work = Path(tempfile.mkdtemp(prefix="tailor-export-"))
     try:
@@ -193,18 +200,18 @@ def _get(store, correction_id: int) -> Correction:
 
 
 @router.get("/{correction_id}", response_model=CorrectionInfo)
-def get_correction(correction_id: int, store: StoreDep, _auth: ReadAccess) -> CorrectionInfo:
+def get_correction(correction_id: RowId, store: StoreDep, _auth: ReadAccess) -> CorrectionInfo:
     return CorrectionInfo.of(_get(store, correction_id))
 
 
 @router.get("/{correction_id}/mask.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-def get_mask(correction_id: int, store: StoreDep, _auth: ReadAccess) -> FileResponse:
+def get_mask(correction_id: RowId, store: StoreDep, _auth: DataAccess) -> FileResponse:
     """The corrected label map: an 8-bit PNG of class ids at the photo's displayed size."""
     return FileResponse(store.files.path(_get(store, correction_id).mask_path), media_type="image/png")
 
 
 @router.get("/{correction_id}/draft.png", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
-def get_draft(correction_id: int, store: StoreDep, _auth: ReadAccess) -> FileResponse:
+def get_draft(correction_id: RowId, store: StoreDep, _auth: ReadAccess) -> FileResponse:
     """The model's draft this correction started from (404 when none was recorded)."""
     row = _get(store, correction_id)
     if not row.draft_mask_path:
@@ -213,13 +220,13 @@ def get_draft(correction_id: int, store: StoreDep, _auth: ReadAccess) -> FileRes
 
 
 @router.get("/{correction_id}/image", response_class=FileResponse)
-def get_image(correction_id: int, store: StoreDep, _auth: ReadAccess) -> FileResponse:
+def get_image(correction_id: RowId, store: StoreDep, _auth: DataAccess) -> FileResponse:
     """The photo as uploaded (EXIF kept)."""
     return FileResponse(store.files.path(_get(store, correction_id).image.path))
 
 
 @router.post("/{correction_id}/review", response_model=CorrectionInfo)
-def review(correction_id: int, body: ReviewRequest, store: StoreDep, settings: SettingsDep,
+def review(correction_id: RowId, body: ReviewRequest, store: StoreDep, settings: SettingsDep,
            _auth: WriteAccess) -> CorrectionInfo:
     """Approve or reject a correction (or reopen it as submitted); every `retrain_every` new approvals
     queue a retrain (unless one is already queued or running)."""

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from service.api import API_PREFIX
-from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
+from service.api.deps import Offset, ReadAccess, RowId, SettingsDep, StoreDep, WriteAccess
 from service.api.schemas.jobs import JobInfo, JobList, JobQueued, JobRequest, PromotionInfo, Promotions
 from service.jobs.kinds import validate_params
 from service.store import queue
@@ -24,7 +24,7 @@ def create_job(body: JobRequest, response: Response, store: StoreDep, settings: 
     """Queue a job. A retrain while another is queued returns that one (200, `"created": false`)."""
     attempts = body.max_attempts or settings.job_max_attempts
     try:
-        params = validate_params(body.kind, body.params, settings)
+        params = validate_params(body.kind, body.params, settings, store.session)
         if body.kind == "retrain":
             job, created = queue.enqueue_retrain(store.session, params, reason=body.reason, requested_by="api",
                                                  max_attempts=attempts)
@@ -41,7 +41,7 @@ def create_job(body: JobRequest, response: Response, store: StoreDep, settings: 
 @router.get("/jobs", response_model=JobList)
 def list_jobs(store: StoreDep, _auth: ReadAccess,
               status: Annotated[str | None, Query(description="queued, running, succeeded, failed, cancelled")] = None,
-              kind: str | None = None, offset: Annotated[int, Query(ge=0)] = 0,
+              kind: str | None = None, offset: Offset = 0,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JobList:
     """Jobs, newest first; `total` counts every match."""
     try:
@@ -52,7 +52,7 @@ def list_jobs(store: StoreDep, _auth: ReadAccess,
 
 
 @router.get("/jobs/{job_id}", response_model=JobInfo)
-def get_job(job_id: int, store: StoreDep, _auth: ReadAccess) -> JobInfo:
+def get_job(job_id: RowId, store: StoreDep, _auth: ReadAccess) -> JobInfo:
     """One job: status, attempts, progress (a retrain: stage, epoch/epochs, train_loss, val_miou), result."""
     try:
         return JobInfo.of(queue.get_job(store.session, job_id))
@@ -61,7 +61,7 @@ def get_job(job_id: int, store: StoreDep, _auth: ReadAccess) -> JobInfo:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobInfo)
-def cancel_job(job_id: int, store: StoreDep, _auth: WriteAccess) -> JobInfo:
+def cancel_job(job_id: RowId, store: StoreDep, _auth: WriteAccess) -> JobInfo:
     """A queued job is cancelled now; a running one stops at its next progress report."""
     try:
         return JobInfo.of(queue.cancel(store.session, job_id))

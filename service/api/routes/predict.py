@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 
 from models.images import encode_png
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, PredictSlot, SettingsDep, read_form
+from service.api.deps import EngineDep, MetricsDep, SettingsDep, inference_slot, read_form
 from service.api.schemas.predict import PredictRequest, PredictResponse
 from service.drafting.answer import LEFT_RIGHT_DOC, answer_for, output_classes
 from service.drafting.engine import Draft
@@ -110,7 +110,7 @@ async def read_input(request: Request, settings) -> tuple[bytes, str, dict[str, 
                              "or application/json with image_base64 or image_url")
 
 
-async def _draft(request: Request, settings, engine, finish: Callable[[Draft, dict], Any], check=None,
+async def _draft(request: Request, settings, engine, metrics, finish: Callable[[Draft, dict], Any], check=None,
                  full_pixels: bool = False, keep: bool = False) -> Any:
     """Read the upload here, then draft and finish(draft, options) in one worker thread: one hand-off
     from the event loop per request instead of one per stage, and the photo's pixels held against the
@@ -130,11 +130,12 @@ async def _draft(request: Request, settings, engine, finish: Callable[[Draft, di
                                            "queue": timings["queue"] + handed_over_ms}
             return finish(draft, options)
 
-    return await run_in_threadpool(work)
+    with inference_slot(engine, settings, metrics):   # only now: the photo is in
+        return await run_in_threadpool(work)
 
 
 @router.post("", response_model=PredictResponse, response_model_exclude_none=True, openapi_extra=_BODY_DOC)
-async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+async def predict(request: Request, settings: SettingsDep, engine: EngineDep, metrics: MetricsDep,
                   formats: FormatsQuery = None, confidence_map: Annotated[bool, Query()] = False,
                   left_right: LeftRightQuery = False) -> Response:
     """Predict garment classes of one photo: classes present, their areas and scores, and encodings.
@@ -168,11 +169,12 @@ async def predict(request: Request, settings: SettingsDep, engine: EngineDep, _s
         # PredictResponse still documents it, and the tests validate real answers against it.
         return pydantic_core.to_json(result)
 
-    return Response(await _draft(request, settings, engine, answer, check, keep=True), media_type="application/json")
+    return Response(await _draft(request, settings, engine, metrics, answer, check, keep=True),
+                    media_type="application/json")
 
 
 @router.post("/mask.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
-async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDep, metrics: MetricsDep,
                        left_right: LeftRightQuery = False) -> Response:
     """Just the label map: an 8-bit PNG whose pixel values are class ids, at the photo's displayed size.
 
@@ -183,11 +185,11 @@ async def predict_mask(request: Request, settings: SettingsDep, engine: EngineDe
         labels, taxonomy = output_classes(draft.labels, draft.taxonomy, bool(options.get("left_right", left_right)))
         return Response(png_format.encode(labels), media_type="image/png", headers=_headers(draft, taxonomy))
 
-    return await _draft(request, settings, engine, render)
+    return await _draft(request, settings, engine, metrics, render)
 
 
 @router.post("/overlay.png", response_class=Response, responses=_PNG, openapi_extra=_BODY_DOC)
-async def predict_overlay(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+async def predict_overlay(request: Request, settings: SettingsDep, engine: EngineDep, metrics: MetricsDep,
                           alpha: Annotated[float, Query(ge=0.0, le=1.0)] = 0.5,
                           left_right: LeftRightQuery = False) -> Response:
     """A colour preview for people: class colours blended over the photo (background left as is); with
@@ -197,7 +199,7 @@ async def predict_overlay(request: Request, settings: SettingsDep, engine: Engin
         return Response(encode_png(png_format.overlay(draft.image, labels, taxonomy.palette(), alpha)),
                         media_type="image/png", headers=_headers(draft, taxonomy))
 
-    return await _draft(request, settings, engine, render, full_pixels=True)
+    return await _draft(request, settings, engine, metrics, render, full_pixels=True)
 
 
 MASK_HEADERS = ("X-Model-Version", "X-Difficulty", "X-Input-Size", "X-Taxonomy", "X-Class-Names")

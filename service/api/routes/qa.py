@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep
+from service.api.deps import EngineDep, ReadAccess, RowId, SettingsDep, StoreDep
 from service.api.routes.worklists import find_item
 from service.api.schemas.review import CorrectionQA, FlagInfo, LayeredAnnotation, QACheck
 from service.formats import coco_rle, ls_brush
@@ -70,7 +70,7 @@ def check(body: LayeredAnnotation, store: StoreDep, engine: EngineDep, settings:
 
 
 @corrections_router.get("/{correction_id}/qa", response_model=CorrectionQA, response_model_exclude_unset=True)
-def qa_of_correction(correction_id: int, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> CorrectionQA:
+def qa_of_correction(correction_id: RowId, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> CorrectionQA:
     """QA of one stored correction: flags, checklist and effort (against its own draft, or the draft of
     the worklist that holds its photo)."""
     row = store.session.get(Correction, correction_id)

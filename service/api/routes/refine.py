@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, PredictSlot, SettingsDep, read_form
+from service.api.deps import EngineDep, MetricsDep, SettingsDep, inference_slot, read_form
 from service.api.routes.predict import FormatsQuery, LeftRightQuery, decode_base64, form_options
 from service.api.schemas.predict import PredictResponse
 from service.api.schemas.refine import CONTENT_HASH, EDITS_DOC, RefineRequest
@@ -92,6 +92,10 @@ async def read_refine_input(request: Request, settings, edits_query: str | None)
     if ctype == "application/json" or ctype.endswith("+json"):
         body = await request.body()
         try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:  # JSON is UTF-8 (RFC 8259)
+            raise HTTPException(400, f"request body is not valid UTF-8 JSON ({exc})") from None
+        try:
             req = RefineRequest.model_validate_json(body or b"null")
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
@@ -108,7 +112,7 @@ async def read_refine_input(request: Request, settings, edits_query: str | None)
 
 
 @router.post("", response_model=PredictResponse, response_model_exclude_none=True, openapi_extra=_BODY_DOC)
-async def refine(request: Request, settings: SettingsDep, engine: EngineDep, _slot: PredictSlot,
+async def refine(request: Request, settings: SettingsDep, engine: EngineDep, metrics: MetricsDep,
                  formats: FormatsQuery = None, confidence_map: Annotated[bool, Query()] = False,
                  left_right: LeftRightQuery = False, edits: EditsQuery = None) -> Response:
     """Refine a draft with clicks and strokes: the new draft, in /v1/predict's answer shape.
@@ -141,4 +145,5 @@ async def refine(request: Request, settings: SettingsDep, engine: EngineDep, _sl
                                 "total": round((time.perf_counter() - t0) * 1000, 2)}
         return pydantic_core.to_json(result)  # as /v1/predict: tens of thousands of run lengths
 
-    return Response(await run_in_threadpool(work), media_type="application/json")
+    with inference_slot(engine, settings, metrics):   # only once the photo (or its hash) and edits are in
+        return Response(await run_in_threadpool(work), media_type="application/json")

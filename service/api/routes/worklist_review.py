@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from service.api import API_PREFIX
-from service.api.deps import ReadAccess, SettingsDep, StoreDep, WriteAccess
+from service.api.deps import DataAccess, ReadAccess, SettingsDep, StoreDep, WriteAccess
 from service.api.routes.worklists import find_item, find_worklist
 from service.api.schemas.review import (Agreement, AgreementPair, BatchQA, Delivery, DeliveryRequest, EffortSummary,
                                         ItemQA)
@@ -22,6 +22,7 @@ from service.review.delivery import DeliveryError, check_image_id
 from service.review.delivery.worklist import deliver_worklist
 from service.review.effort_records import effort_records, effort_summary
 from service.review.item_qa import flag_overlay, item_qa
+from service.review.report.html import CSP
 from service.review.report.worklist import worklist_report_html
 from service.store.worklists import WorklistNotFound
 
@@ -40,7 +41,7 @@ def qa(ref: str, image_id: str, store: StoreDep, settings: SettingsDep, _auth: R
 
 @router.get("/{ref}/items/{image_id}/qa/flag.png", response_class=Response, responses=_PNG)
 def qa_flag_png(ref: str, image_id: str, key: Annotated[str, Query(description="the flag's key")],
-                store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> Response:
+                store: StoreDep, settings: SettingsDep, _auth: DataAccess) -> Response:
     """A small crop of the photo with the flagged pixels highlighted and the box drawn."""
     item = find_item(store, ref, image_id)[1]
     result = item_qa(store.session, store.files, item, settings.qa_thresholds)
@@ -99,7 +100,7 @@ def item_agreement(ref: str, image_id: str, store: StoreDep, settings: SettingsD
 @router.get("/{ref}/items/{image_id}/disagreement.png", response_class=Response, responses=_PNG)
 def disagreement(ref: str, image_id: str, a: Annotated[str, Query(description="first annotator")],
                  b: Annotated[str, Query(description="second annotator")], store: StoreDep,
-                 _auth: ReadAccess) -> Response:
+                 _auth: DataAccess) -> Response:
     """Where annotators a and b differ on this photo, magenta over the dimmed photo."""
     item = find_item(store, ref, image_id)[1]
     try:
@@ -109,10 +110,12 @@ def disagreement(ref: str, image_id: str, a: Annotated[str, Query(description="f
 
 
 @router.get("/{ref}/report.html", response_class=HTMLResponse)
-def report_html(ref: str, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> HTMLResponse:
+def report_html(ref: str, store: StoreDep, settings: SettingsDep, _auth: DataAccess) -> HTMLResponse:
     """The batch report as one self-contained HTML page (charts and thumbnails inlined; works offline)."""
     wl = find_worklist(store, ref)
-    return HTMLResponse(worklist_report_html(store.session, store.files, wl, settings.qa_thresholds))
+    # The page carries its policy in a meta tag too; the header also covers what comes before that tag.
+    return HTMLResponse(worklist_report_html(store.session, store.files, wl, settings.qa_thresholds),
+                        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
 
 
 def _delivery_dir(settings, dest: str) -> Path:
@@ -144,7 +147,7 @@ def deliver(ref: str, body: DeliveryRequest, store: StoreDep, settings: Settings
 
 
 @router.get("/{ref}/delivery/{dest}.zip", response_class=FileResponse, responses={200: {"content": {"application/zip": {}}}})
-def delivery_zip(ref: str, dest: str, store: StoreDep, settings: SettingsDep, _auth: ReadAccess) -> FileResponse:
+def delivery_zip(ref: str, dest: str, store: StoreDep, settings: SettingsDep, _auth: DataAccess) -> FileResponse:
     find_worklist(store, ref)
     path = Path(f"{_delivery_dir(settings, dest)}.zip")   # with_suffix would eat a dot in the name
     if not path.is_file():

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api import API_PREFIX
-from service.api.deps import EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
+from service.api.deps import DataAccess, EngineDep, ReadAccess, SettingsDep, StoreDep, WriteAccess, read_form
 from service.api.schemas.worklists import (AssignRequest, ImagesAdded, ItemInfo, ItemUpdate, WorklistCreate,
                                            WorklistInfo)
 from service.review.worklists import Photo, assign, draft_into, image_id_from_name, worklist_csv
@@ -148,7 +148,7 @@ def update_item(ref: str, image_id: str, body: ItemUpdate, store: StoreDep, _aut
 
 
 @router.get("/{ref}/items/{image_id}/image", response_class=FileResponse)
-def item_image(ref: str, image_id: str, store: StoreDep, _auth: ReadAccess) -> FileResponse:
+def item_image(ref: str, image_id: str, store: StoreDep, _auth: DataAccess) -> FileResponse:
     item = find_item(store, ref, image_id)[1]
     return FileResponse(store.files.path(item.image.path))
 

@@ -18,7 +18,7 @@ from service.store.tables import Job
 
 class FolderJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    folder: str = Field(description="path relative to the server's batch_root")
+    folder: str = Field(max_length=4096, description="path relative to the server's batch_root")
     formats: str | list[str] | None = Field(None, description="encodings stored per class (default: none)")
     left_right: bool | None = Field(None, description=LEFT_RIGHT_DOC)
 

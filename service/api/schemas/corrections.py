@@ -9,37 +9,43 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api import API_PREFIX
+from service.api.schemas import Name, Note, Version
 from service.store.export import ExportResult
 from service.store.tables import Correction
 
 
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: str = Field(description="approved, rejected or submitted (reopen)")
-    reviewer: str
-    notes: str | None = None
+    status: str = Field(max_length=20, description="approved, rejected or submitted (reopen)")
+    reviewer: Name
+    notes: Note | None = None
 
 
 class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dest: str = Field(description="folder to create, relative to the server's export root")
+    dest: Name = Field(description="folder to create, relative to the server's export root")
     overwrite: bool = False
 
 
-class CorrectionJSON(BaseModel):
-    """JSON upload: the image (base64 or sha256 of a stored one) and the mask (PNG base64 or per-class RLE)."""
+class CorrectionFields(BaseModel):
+    """The text fields of an upload, as JSON fields or multipart text fields."""
 
     model_config = ConfigDict(extra="forbid")
-    image_base64: str | None = None
-    image_sha256: str | None = None
-    mask_png_base64: str | None = None
+    image_sha256: str | None = Field(None, max_length=64)
     rle: dict[str, dict[str, Any]] | None = Field(None, description="{class name: COCO RLE}")
+    draft_model_version: Version | None = None
+    annotator: Name | None = None
+    notes: Note | None = None
+    source: str = Field("rest", max_length=20)
+    external_id: Name | None = None
+
+
+class CorrectionJSON(CorrectionFields):
+    """JSON upload: the image (base64 or sha256 of a stored one) and the mask (PNG base64 or per-class RLE)."""
+
+    image_base64: str | None = None
+    mask_png_base64: str | None = None
     draft_mask_png_base64: str | None = None
-    draft_model_version: str | None = None
-    annotator: str | None = None
-    notes: str | None = None
-    source: str = "rest"
-    external_id: str | None = None
 
 
 class CorrectionInfo(BaseModel):

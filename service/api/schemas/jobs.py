@@ -9,16 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.schemas import Note
 from service.store.tables import Job, Promotion, columns
 
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(description="retrain, evaluate or batch_predict")
+    kind: str = Field(max_length=30, description="retrain, evaluate or batch_predict")
     params: dict[str, Any] = Field(default_factory=dict, description="retrain: epochs, lr, promote, use_base_data; "
                                    "evaluate: version, folder; batch_predict: folder (under batch_root), version, "
                                    "left_right (split paired classes into the person's left and right), formats")
-    reason: str | None = None
+    reason: Note | None = None
     max_attempts: int | None = Field(None, ge=1, le=10, description="default: the server's job_max_attempts")
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.schemas import Note
 from service.store.tables import ModelVersion
 
 
 class ActivateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = None
+    reason: Note | None = None
     force: bool = Field(False, description="activate a version the promotion gate rejected (needs a reason)")
 
 

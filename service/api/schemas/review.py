@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.schemas import Name
 from service.review.delivery import PackageResult
 from service.store.tables import QA_STATUSES
 
@@ -20,8 +21,8 @@ class LayeredAnnotation(BaseModel):
     layers: dict[str, Any] = Field(description="{class name: COCO RLE object | LS brush rle list}; may overlap")
     width: int | None = Field(None, ge=1, le=20_000, description="needed for ls_brush (COCO RLE carries its size)")
     height: int | None = Field(None, ge=1, le=20_000)
-    worklist: str | None = Field(None, description="with image_id: compare with that photo's draft too")
-    image_id: str | None = None
+    worklist: Name | None = Field(None, description="with image_id: compare with that photo's draft too")
+    image_id: Name | None = None
 
 
 class FlagInfo(BaseModel):
@@ -127,7 +128,7 @@ class Agreement(BaseModel):
 
 class DeliveryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dest: str = Field(description="package folder to create under the server's export root, e.g. 'shop-1'")
+    dest: Name = Field(description="package folder to create under the server's export root, e.g. 'shop-1'")
     include_unapproved: bool = Field(False, description="deliver photos without an approved mask, flagged")
     approved_only: bool = Field(False, description="leave out photos without an approved mask (partial delivery)")
     left_right: bool = Field(False, description="split shoes, socks, legwear, pants into the person's left/right")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from service.api import API_PREFIX
+from service.api.schemas import Name, Note
 from service.review.worklists import shares
 from service.store.tables import QA_STATUSES, Correction, WorkItem, Worklist
 from service.store.worklists import item_correction
@@ -20,23 +21,25 @@ WORKLISTS = f"{API_PREFIX}/worklists"
 
 class WorklistCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="unique name of the batch, e.g. 'shop-2026-11-25'")
-    annotators: list[str] = Field(default_factory=list, description="who shares the work")
-    created_by: str | None = None
+    name: Name = Field(description="unique name of the batch, e.g. 'shop-2026-11-25'")
+    annotators: list[Name] = Field(default_factory=list, max_length=1000, description="who shares the work")
+    created_by: Name | None = None
 
 
 class AssignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    annotators: list[str] | None = Field(None, description="default: the worklist's annotators")
-    capacity: dict[str, float] | None = Field(None, description="relative speed per annotator (default 1.0)")
+    annotators: list[Name] | None = Field(None, max_length=1000, description="default: the worklist's annotators")
+    capacity: dict[Name, float] | None = Field(None, max_length=1000,
+                                               description="relative speed per annotator (default 1.0)")
 
 
 class ItemUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    qa_status: str | None = Field(None, description=f"one of {', '.join(QA_STATUSES)}")
-    notes: str | None = Field(None, max_length=10_000)
-    resolved_flags: list[str] | None = Field(None, description="keys of the QA flags ticked off (replaces the list)")
-    annotator: str | None = Field(None, description="reassign the photo ('' to unassign)")
+    qa_status: str | None = Field(None, max_length=20, description=f"one of {', '.join(QA_STATUSES)}")
+    notes: Note | None = None
+    resolved_flags: list[Name] | None = Field(None, max_length=10_000,
+                                              description="keys of the QA flags ticked off (replaces the list)")
+    annotator: Name | None = Field(None, description="reassign the photo ('' to unassign)")
 
 
 class CorrectionRef(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from models.taxonomy import Taxonomy
+from service.csv_cells import csv_text
 from service.drafting.answer import class_annotations, coco_categories
 
 from service.review.delivery.items import FLAG_REASON, DeliveryItem
@@ -122,12 +123,9 @@ def _cell(column: str, value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return ";".join(str(v) for v in value)
-    text = str(value)
-    # Free text (notes, names) opened in a spreadsheet must not run as a formula: prefix it with a quote,
-    # as OWASP advises; metadata.json keeps the exact text.
-    if column in _TEXT_COLUMNS and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text
-    return text
+    # Free text (notes, names) opened in a spreadsheet must not run as a formula; metadata.json keeps
+    # the exact text.
+    return csv_text(value) if column in _TEXT_COLUMNS else str(value)
 
 
 def metadata_csv(rows: list[dict]) -> str:

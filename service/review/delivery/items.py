@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from models.images import reason
 from models.taxonomy import Taxonomy
 
 __all__ = ["DeliveryError", "DeliveryItem", "FLAG_REASON", "check_image_id", "sanitize_image_id"]
@@ -135,7 +136,7 @@ def image_info(path: Path) -> tuple[int, int, str]:
                 w, h = h, w
             fmt = img.format or ""
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DeliveryError(f"{path}: not a readable image ({exc})") from None
+        raise DeliveryError(f"{path}: not a readable image ({reason(exc)})") from None
     suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", path.suffix) else _SUFFIX.get(fmt, ".img")
     return w, h, suffix
 
