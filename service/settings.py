@@ -162,6 +162,38 @@ class Settings(BaseSettings):
     region_min_area: int = Field(64, ge=1, description="smallest drafted region (px) listed with its runner-up "
                                                        "class in an answer's regions")
 
+    # -- Label Studio as a team meets it (corrections approved on arrival, retrains refused with too little data,
+    #    a fallback evaluation set): kept together so that this block merges as one piece. ---------------------
+    approve_on_arrival: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="correction sources stored as approved on arrival (comma list; now: "
+                                          "labelstudio): the tool's own review stands for Tailor's")
+    retrain_min_approved: int = Field(5, ge=1, le=1_000_000, description="a retrain asked for with fewer approved "
+                                      "photos outside the evaluation set is refused, saying how many there are")
+    promotion_eval_data: Path | None = Field(
+        None, description="dataset folder the promotion gate scores on while the evaluation set has fewer than "
+                          "promotion_min_eval_images photos (default: the val split of retrain_base_data)")
+
+    @field_validator("approve_on_arrival", mode="before")
+    @classmethod
+    def _split_sources(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("approve_on_arrival")
+    @classmethod
+    def _check_sources(cls, sources: list[str]) -> list[str]:
+        unknown = sorted(set(sources) - {"labelstudio"})
+        if unknown:
+            raise ValueError(f"approve_on_arrival: {unknown} are not sources approved on arrival (known: labelstudio)")
+        return sources
+
+    @field_validator("promotion_eval_data")
+    @classmethod
+    def _eval_data_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not (path / "labels.txt").is_file():
+            raise ValueError(f"promotion_eval_data {path} is not a dataset folder (no labels.txt)")
+        return path
+    # -- end of the Label Studio block ------------------------------------------------------------------------
+
     @field_validator("labelstudio_url")
     @classmethod
     def _check_ls_url(cls, value: str | None) -> str | None:

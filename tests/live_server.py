@@ -13,13 +13,14 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def serve_app(app, timeout: float = 120.0) -> Iterator[str]:
-    """Serve `app` (lifespan included) until the block ends; yields its base URL."""
+def serve_app(app, timeout: float = 120.0, port: int = 0) -> Iterator[str]:
+    """Serve `app` (lifespan included) until the block ends; yields its base URL. A given port lets a test
+    restart the service where a client (Label Studio) already knows it."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -18,8 +18,8 @@ from service.api import errors
 from service.api.limits import BodySizeLimit, UploadGuard
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.request_id import HEADER as REQUEST_ID, RequestIdMiddleware
-from service.api.routes import (batches, corrections, effort, health, jobs, labelstudio, metrics, models, predict,
-                                qa, refine, worklist_review, worklists)
+from service.api.routes import (batches, corrections, effort, health, jobs, labelstudio, labelstudio_events, metrics,
+                                models, predict, qa, refine, worklist_review, worklists)
 from service.api.routes.predict import MASK_HEADERS
 from service.api.schemas.batches import FolderJobRequest
 from service.api.schemas.predict import PredictRequest
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     app.state.engine = None
     app.state.store = None
     for module in (predict, refine, batches, corrections, models, jobs, health, worklists, worklist_review, effort,
-                   qa, metrics, labelstudio):
+                   qa, metrics, labelstudio, labelstudio_events):
         app.include_router(module.router)
     app.include_router(qa.corrections_router)
 

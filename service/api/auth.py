@@ -1,5 +1,5 @@
-"""API tokens: every route that writes or administers needs one; reads too unless read_open; and the
-Label Studio routes' own HTTP Basic credentials when they are set.
+"""API tokens: every route that writes or administers needs one; reads too unless read_open; the Label
+Studio routes need a token or their own HTTP Basic credentials whenever either is configured.
 
 A token comes as `Authorization: Bearer T`, `X-API-Token: T`, or the password of HTTP Basic (what
 Label Studio sends to an ML backend). Tokens are compared in constant time against every configured one.
@@ -16,8 +16,11 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    return _token_in(request.headers.get("authorization", ""), request.headers.get("x-api-token"))
+
+
+def _token_in(authorization: str, x_api_token: str | None) -> str | None:
+    scheme, _, value = authorization.partition(" ")
     scheme, value = scheme.lower(), value.strip()
     if scheme in ("bearer", "token") and value:
         return value
@@ -27,7 +30,7 @@ def presented_token(request: Request) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return password or user
-    return request.headers.get("x-api-token") or None
+    return x_api_token or None
 
 
 def token_matches(token: str, tokens: list[str]) -> bool:
@@ -72,21 +75,51 @@ def require_data(request: Request) -> None:
     check_access(request, write=False, data=True)
 
 
+def _basic_matches(authorization: str, user: str, password: str) -> bool:
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        got_user, _, got_pass = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        got_user = got_pass = ""
+    # Both compared, always: the time taken does not tell which one was wrong.
+    return hmac.compare_digest(got_user.encode(), user.encode()) & hmac.compare_digest(got_pass.encode(),
+                                                                                      password.encode())
+
+
+def labelstudio_needs_credentials(settings) -> bool:
+    return settings.labelstudio_basic_user is not None or bool(settings.api_tokens)
+
+
+def labelstudio_accepts(settings, headers) -> bool:
+    """Would these request headers pass the LS routes' check? (Also asked of LS's webhook's own headers.)"""
+    if not labelstudio_needs_credentials(settings):
+        return True
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    authorization = lower.get("authorization", "")
+    if settings.labelstudio_basic_user is not None and _basic_matches(authorization, settings.labelstudio_basic_user,
+                                                                      settings.labelstudio_basic_pass):
+        return True
+    token = _token_in(authorization, lower.get("x-api-token")) if settings.api_tokens else None
+    return token is not None and token_matches(token, settings.api_tokens)
+
+
 def require_labelstudio(request: Request) -> None:
-    """HTTP Basic on every LS route when labelstudio_basic_user/pass are set (LS: auth_method BASIC_AUTH)."""
+    """Every LS route (they fetch the project's photos with its token, store corrections, queue retrains):
+    - labelstudio_basic_user/pass set: that HTTP Basic pair (LS: auth_method BASIC_AUTH), or an API token;
+    - api_tokens set: an API token as Basic's password (what LS sends), Bearer/Token, or X-API-Token;
+    - neither: the rule of writes (open only while the service listens on loopback)."""
     s = request.app.state.settings
-    if s.labelstudio_basic_user is None:
+    if labelstudio_accepts(s, request.headers) and labelstudio_needs_credentials(s):
         return
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    ok = False
-    if scheme.lower() == "basic":
-        try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user = password = ""
-        # Both compared, always: the time taken does not tell which one was wrong.
-        ok = hmac.compare_digest(user.encode(), s.labelstudio_basic_user.encode()) \
-            & hmac.compare_digest(password.encode(), s.labelstudio_basic_pass.encode())
-    if not ok:
-        raise HTTPException(401, "Label Studio routes need HTTP Basic auth (register the backend with auth_method "
-                                 "BASIC_AUTH)", headers={"WWW-Authenticate": 'Basic realm="tailor-labelstudio"'})
+    if not labelstudio_needs_credentials(s):
+        if s.loopback_open and s.host in LOOPBACK:
+            return
+        raise HTTPException(403, f"Label Studio routes are disabled: no api_tokens are configured and the service "
+                                 f"listens on {s.host}; set TAILOR_API_TOKENS (Label Studio sends one as the "
+                                 "password of Basic auth)")
+    raise HTTPException(401, "Label Studio routes need credentials: register the backend with Basic auth (user any, "
+                             "password an API token, or TAILOR_LABELSTUDIO_BASIC_USER/_PASS), and give its webhook "
+                             "an Authorization or X-API-Token header",
+                        headers={"WWW-Authenticate": 'Basic realm="tailor-labelstudio"'})

@@ -13,7 +13,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from starlette.datastructures import FormData
 from sqlalchemy.orm import Session
 
-from service.api.auth import require_data, require_read, require_write
+from service.api.auth import require_data, require_labelstudio, require_read, require_write
 from service.api.metrics import Metrics
 from service.drafting.engine import Engine
 from service.drafting.errors import Saturated
@@ -60,6 +60,18 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionsDep = Annotated[Connections, Depends(get_connections)]  # Label Studio instances, per project
+
+
+async def labelstudio_access(request: Request, conns: ConnectionsDep) -> None:
+    """The LS routes' credentials; a refusal is counted, since LS itself logs none (GET .../status shows it)."""
+    try:
+        require_labelstudio(request)
+    except HTTPException as exc:
+        conns.activity.refusal(request.url.path, f"HTTP {exc.status_code}")
+        raise
+
+
+LabelStudioAccess = Annotated[None, Depends(labelstudio_access)]
 
 
 @contextmanager

@@ -1,21 +1,50 @@
-"""`tailor corrections add | review | export`: stored corrections from a shell, the same store as the server.
+"""`tailor corrections list | add | review | export`: stored corrections from a shell, the same store as the server.
 
-export writes the approved set as a dataset folder that `tailor train --data` reads as it is.
+list filters as GET /v1/corrections does (so what arrived from Label Studio is seen without curl); export
+writes the approved set as a dataset folder that `tailor train --data` reads as it is.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
 from models.images import ImageDecodeError, read_label_map
 from models.taxonomy import TaxonomyError, load_taxonomy
 from service.cli.console import console, fail, open_store
-from service.store.corrections import CorrectionError, CorrectionNotFound, review, save_correction
+from service.store.corrections import (CorrectionError, CorrectionNotFound, count_corrections, list_corrections,
+                                      review, save_correction)
 from service.store.export import export_approved
 
 corrections_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Stored corrections.")
+
+
+@corrections_app.command("list")
+def corrections_list(status: Annotated[Optional[str], typer.Option(help="submitted, approved or rejected")] = None,
+                     source: Annotated[Optional[str], typer.Option(help="labelstudio, cvat, rest or import")] = None,
+                     annotator: Annotated[Optional[str], typer.Option(help="who corrected it")] = None,
+                     image: Annotated[Optional[str], typer.Option(help="the photo's sha256")] = None,
+                     since: Annotated[Optional[datetime], typer.Option(help="updated at or after (UTC if no zone)")]
+                     = None,
+                     offset: Annotated[int, typer.Option(min=0)] = 0,
+                     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
+    """Corrections matching every filter given, by id, as GET /v1/corrections lists them."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=timezone.utc)
+    filters = {"status": status, "source": source, "annotator": annotator, "image": image, "since": since}
+    _, store = open_store()
+    with store.session() as s:
+        rows, total = list_corrections(s, offset=offset, limit=limit, **filters), count_corrections(s, **filters)
+        table = Table("id", "status", "source", "annotator", "updated (UTC)", "image", "vs draft",
+                      title=f"{total} correction(s)")
+        for c in rows:
+            changed = "" if c.draft_changed_fraction is None else f"{c.draft_changed_fraction:.1%}"
+            table.add_row(str(c.id), c.status, c.source, c.annotator or "", f"{c.updated_at:%Y-%m-%d %H:%M}",
+                          c.image_sha256[:8], changed)
+    console.print(table)
 
 
 @corrections_app.command("export")

@@ -14,6 +14,7 @@ import httpx
 
 from service.drafting.errors import PhotoRejected
 from service.drafting.fetch import fetch_url
+from service.integrations.labelstudio_status import Activity
 
 __all__ = ["Connection", "Connections", "ImageUnavailable"]
 _ACCESS_TTL_S = 240.0  # LS access JWTs live 5 minutes; refresh a little before
@@ -49,6 +50,7 @@ class Connections:
         # Annotation webhooks are stored one at a time, in arrival order: CREATED is never overwritten by
         # an older UPDATED finishing late.
         self.store_lock = asyncio.Lock()
+        self.activity = Activity()
 
     def remember(self, project: int | None, hostname=None, access_token=None, schema=None) -> None:
         if project is None:
@@ -78,6 +80,14 @@ class Connections:
         trusted = httpx.URL(s.labelstudio_url).host.lower() if s.labelstudio_url else None
         return Connection(s.labelstudio_url or known.get("hostname"), s.labelstudio_token or known.get("token"),
                           trusted)
+
+    def may_fetch(self, url: str, conn: Connection) -> bool:
+        """Whether this LS URL's host passes the check every fetch from LS makes (asked by /setup)."""
+        try:
+            self._check_host(url, conn)
+        except ImageUnavailable:
+            return False
+        return True
 
     def _check_host(self, url: str, conn: Connection) -> None:
         host = (httpx.URL(url).host or "").lower()
@@ -133,6 +143,20 @@ class Connections:
         except PhotoRejected as exc:
             hint = " (is the LS token right?)" if "HTTP 401" in str(exc) else ""
             raise ImageUnavailable(f"{url}: {exc}{hint}") from None
+
+    async def call(self, method: str, path: str, conn: Connection, json=None,
+                   timeout: float | None = None) -> httpx.Response:
+        """An LS API call (e.g. GET /api/webhooks/?project=3) with the token; ValueError when LS is not reached."""
+        if not conn.base_url:
+            raise ImageUnavailable("no Label Studio URL known")
+        url = conn.base_url + path
+        self._check_host(url, conn)
+        headers = await self.headers(conn)
+        try:
+            async with httpx.AsyncClient(timeout=timeout or self.settings.url_timeout_s, trust_env=False) as client:
+                return await client.request(method, url, headers=headers, json=json)
+        except httpx.HTTPError as exc:
+            raise ImageUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
 
     async def get_json(self, path: str, conn: Connection) -> dict:
         """GET an LS API path (e.g. /api/predictions/5) with the token; ValueError on any failure."""

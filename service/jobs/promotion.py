@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from service.store.export import export_approved
 from service.store.models_registry import current_version, get_model, set_current, set_status
 from service.store.queue import record_promotion
 from service.store.tables import Promotion, columns
-from training.dataset import scan_dataset
+from training.dataset import scan_dataset, split_bucket
 
 log = logging.getLogger("tailor.promotion")
 KEPT = ("miou", "pixel_accuracy", "per_class", "images", "model_version")
@@ -45,6 +46,25 @@ def export_eval_set(store: Store, dest: Path, taxonomy: Taxonomy, percent: float
                                    include=lambda sha: in_eval_set(sha, percent)).images
         except CorrectionError:
             return 0
+
+
+def fallback_eval_set(settings, dest: Path, val_percent: float) -> tuple[int, Path | None]:
+    """What the gate scores on while the evaluation set is too small: promotion_eval_data as it is, else the
+    val split of retrain_base_data (retrains leave it out for this reason); (0, None) when neither is set."""
+    if settings.promotion_eval_data is not None:
+        return len(scan_dataset(settings.promotion_eval_data).samples), settings.promotion_eval_data
+    if settings.retrain_base_data is None:
+        return 0, None
+    folder = scan_dataset(settings.retrain_base_data)
+    val = [s for s in folder.samples if split_bucket(s.id) < val_percent]
+    shutil.rmtree(dest, ignore_errors=True)
+    (dest / "images").mkdir(parents=True)
+    (dest / "masks").mkdir()
+    shutil.copyfile(folder.root / "labels.txt", dest / "labels.txt")
+    for s in val:
+        shutil.copyfile(s.image, dest / "images" / s.image.name)
+        shutil.copyfile(s.mask, dest / "masks" / s.mask.name)
+    return len(val), dest
 
 
 @dataclass
@@ -104,6 +124,14 @@ def judge(store: Store, settings, candidate: str, eval_dir: Path, *, job_id: int
         raise ValueError(f"promotion_guarded_classes {unknown} are not classes of taxonomy {taxonomy.tag}")
     progress(stage="evaluating")
     images = export_eval_set(store, eval_dir, taxonomy, settings.eval_percent)
+    fallback_note = ""
+    if images < settings.promotion_min_eval_images:
+        percent = float(read_card(cand_row.path)["training"]["config"].get("val_percent", 10.0))
+        count, folder = fallback_eval_set(settings, eval_dir.parent / "eval-fallback", percent)
+        if count:
+            fallback_note = (f" (scored on the fallback set {folder}, {count} photos: the evaluation set has {images}"
+                             f", below promotion_min_eval_images={settings.promotion_min_eval_images})")
+            eval_dir, images = folder, count
     fingerprint = scan_dataset(eval_dir).fingerprint() if images else None
     cand_scores, base_scores = {}, {}
     if images:
@@ -113,11 +141,13 @@ def judge(store: Store, settings, candidate: str, eval_dir: Path, *, job_id: int
     if base_row is None:  # nothing serves yet (not reachable through the service, which seeds a model)
         verdict = Verdict(images >= settings.promotion_min_eval_images, "no current model to compare with")
     elif not images:
-        verdict = Verdict(False, "the evaluation set is empty (no approved photo falls in it yet)")
+        verdict = Verdict(False, "the evaluation set is empty (no approved photo falls in it yet) and there is no "
+                                 "fallback set (TAILOR_PROMOTION_EVAL_DATA or TAILOR_RETRAIN_BASE_DATA)")
     else:
         verdict = decide(base_scores, cand_scores, guarded=settings.promotion_guarded_classes,
                          max_class_drop=settings.promotion_max_class_drop, images=images,
                          min_images=settings.promotion_min_eval_images)
+    verdict = Verdict(verdict.promote, verdict.reason + fallback_note)
     with store.session() as s:
         now_serving = current_version(s)
         if verdict.promote and now_serving != baseline:  # someone activated another version meanwhile

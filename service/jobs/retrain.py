@@ -20,13 +20,14 @@ from models.taxonomy import Taxonomy
 from service.jobs.context import JobContext, JobLost
 from service.jobs.kinds import model_path
 from service.jobs.promotion import in_eval_set, judge
+from service.jobs.readiness import val_percent
 from service.jobs.retrain_config import retrain_overrides, train_config
 from service.store.corrections import CorrectionError
 from service.store.export import export_approved
 from service.store.models_registry import get_model, register_model
 from service.store.queue import JobError
 from service.store.tables import Correction
-from training.dataset import scan_dataset
+from training.dataset import scan_dataset, split_bucket
 
 SUMMARY = ("epoch", "train_loss", "miou", "pixel_accuracy", "seconds")
 
@@ -36,13 +37,17 @@ def _approved_shas(store) -> set[str]:
         return set(s.scalars(select(Correction.image_sha256).where(Correction.status == "approved")))
 
 
-def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str]) -> int:
+def add_base_data(base: Path, dest: Path, taxonomy, skip_shas: set[str],
+                  skip_val_percent: float | None = None) -> int:
     """Copy the base dataset into `dest` (masks mapped to the taxonomy's ids), except photos in `skip_shas`
-    (evaluation photos must stay unseen; a corrected photo's correction supersedes its base mask)."""
+    (evaluation photos must stay unseen; a corrected photo's correction supersedes its base mask) and the
+    base's own val split (the promotion gate's fallback evaluation set: it must stay unseen too)."""
     folder = scan_dataset(base)
     lut = taxonomy.lut_for_labels(folder.labels, origin=str(base / "labels.txt"))
     added = 0
     for sample in folder.samples:
+        if skip_val_percent is not None and split_bucket(sample.id) < skip_val_percent:
+            continue
         data = sample.image.read_bytes()
         if hashlib.sha256(data).hexdigest() in skip_shas:
             continue
@@ -75,7 +80,7 @@ def prepare_data(ctx, taxonomy, use_base: bool) -> tuple[Path, dict]:
     if use_base and settings.retrain_base_data is not None:
         ctx.progress(stage="adding base data")
         approved = _approved_shas(store)
-        base = add_base_data(settings.retrain_base_data, tmp, taxonomy, approved)
+        base = add_base_data(settings.retrain_base_data, tmp, taxonomy, approved, val_percent(store, settings))
     shutil.rmtree(data, ignore_errors=True)
     os.replace(tmp, data)
     info = {"corrections": exported.images, "base_images": base,

@@ -50,8 +50,10 @@ def save_correction(session: Session, files: FileStore, *, image_bytes: bytes | 
                     image_sha256: str | None = None, label_map: np.ndarray, taxonomy: Taxonomy, source: str,
                     annotator: str | None = None, notes: str | None = None, draft_labels: np.ndarray | None = None,
                     draft_model_version: str | None = None, external_id: str | None = None,
-                    status: str = "submitted", max_pixels: int | None = None) -> Correction:
+                    status: str = "submitted", max_pixels: int | None = None, reviewer: str | None = None,
+                    review_notes: str | None = None) -> Correction:
     """Validate and store one correction; with `external_id`, replace the one from the same source.
+    With `reviewer`, it is stored as reviewed (e.g. approved on arrival) in the same transaction.
 
     The image is given as file bytes (stored once by content hash) or as the sha256 of a stored one.
     Raises CorrectionError (nothing stored) when anything does not fit.
@@ -104,8 +106,10 @@ def save_correction(session: Session, files: FileStore, *, image_bytes: bytes | 
                 row.mask_sha256, row.mask_path, row.classes = mask.sha256, mask.rel, classes
                 row.taxonomy, row.annotator, row.notes, row.status = taxonomy.tag, annotator, notes, status
                 row.updated_at = utcnow()
-                # A changed label map needs a fresh review.
+                # A changed label map needs a fresh review (unless it comes reviewed).
                 row.reviewer = row.reviewed_at = row.review_notes = None
+                if reviewer is not None:
+                    row.reviewer, row.reviewed_at, row.review_notes = reviewer, row.updated_at, review_notes
                 if dmask is not None or draft_model_version is not None:
                     row.draft_model_version = draft_model_version
                     row.draft_mask_sha256 = dmask.sha256 if dmask else None

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from tests.conftest import make_settings, post_image, wait_for
+from tests.conftest import CCP, make_settings, post_image, wait_for
 from fastapi.testclient import TestClient
 
 from models.images import decode_image, encode_png
@@ -83,15 +83,21 @@ def test_every_n_approvals_queue_one_retrain(tmp_path, predictor, photos):
         assert len(_retrains(c)) == 1  # one is already queued: no duplicate
 
 
-def test_label_studio_start_training_queues_a_retrain(tmp_path, predictor):
-    settings = make_settings(tmp_path, warmup=False, model_poll_s=0)
+def test_label_studio_start_training_queues_a_retrain(tmp_path, predictor, photos):
+    settings = make_settings(tmp_path, warmup=False, model_poll_s=0, retrain_min_approved=1, eval_percent=0.01,
+                             retrain_base_data=CCP)
     with _app(settings, predictor) as c:
-        r = c.post("/v1/labelstudio/webhook", json={"action": "START_TRAINING", "project": {"id": 3}})
+        start = {"action": "START_TRAINING", "project": {"id": 3}}
+        r = c.post("/v1/labelstudio/webhook", json=start, follow_redirects=False)
+        assert r.status_code == 307 and r.json()["status"] == "refused" and _retrains(c) == []  # nothing approved
+        c.post(f"/v1/corrections/{_upload(c, photos[0].read_bytes())}/review",
+               json={"status": "approved", "reviewer": "rev"}).raise_for_status()
+        r = c.post("/v1/labelstudio/webhook", json=start)
         assert r.status_code == 200 and r.json()["status"] == "queued", r.text
         jobs = _retrains(c)
         assert len(jobs) == 1 and jobs[0]["requested_by"] == "labelstudio" and "project 3" in jobs[0]["reason"]
-        assert r.json()["retrain"]["job_id"] == jobs[0]["id"]
-        c.post("/v1/labelstudio/webhook", json={"action": "START_TRAINING", "project": {"id": 3}})
+        assert r.json()["retrain"]["job_id"] == r.json()["job"] == jobs[0]["id"]
+        c.post("/v1/labelstudio/webhook", json=start)
         assert len(_retrains(c)) == 1  # pressed twice: the queued job is joined
 
 

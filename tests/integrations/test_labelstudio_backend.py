@@ -5,15 +5,12 @@ decoded with our decoder and the sdk's reference one and compared with the predi
 """
 from __future__ import annotations
 
-import http.server
 import json
-import threading
-import time
 
 import httpx
 import numpy as np
 import pytest
-from tests.conftest import make_settings, wait_for
+from tests.conftest import CCP, make_settings, wait_for
 
 from service.formats import ls_brush
 from service.integrations.labelstudio import (
@@ -24,6 +21,7 @@ from service.integrations.labelstudio import (
     parse_label_config,
     project_id,
 )
+from tests.integrations.fake_labelstudio import CONFIG, PAT, SLOW_GATE, TOKEN, running
 from tests.live_server import serve_app
 from models.images import decode_image
 
@@ -32,67 +30,14 @@ try:
 except ImportError as exc:  # a missing reference is a failure, not a skip
     raise ImportError("these tests need the reference decoder: pip install --no-deps label-studio-sdk==2.1.2") from exc
 
-TOKEN, PAT, ACCESS = "legacy-token-123", "eyJhbGciOi.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln", "short-lived-access"
-# Outerwear and accessory (both predicted on these photos) have no label here; pants is "Trousers" via settings.
-CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <BrushLabels name="tag" toName="image">
-    <Label value="Skin"/><Label value="HAIR"/><Label value="Top"/><Label value="Trousers"/>
-    <Label value="Dress"/><Label value="skirt"/><Label value="Shoes"/><Label value="Belt"/>
-  </BrushLabels>
-  <PolygonLabels name="poly" toName="image"><Label value="Top"/><Label value="Trousers"/></PolygonLabels>
-</View>"""
 NAMES = {"skin": "Skin", "hair": "HAIR", "top": "Top", "pants": "Trousers", "dress": "Dress", "skirt": "skirt",
          "shoes": "Shoes"}
-
-SLOW_GATE = threading.Event()  # opened by a test once it has seen the webhook answer
-
-
-class FakeLabelStudio(http.server.BaseHTTPRequestHandler):
-    """/data/upload/... and /api/... need `Token TOKEN` or `Bearer ACCESS`; /public/... needs nothing."""
-
-    files: dict[str, bytes] = {}
-    predictions: dict[int, dict] = {}
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        name = self.path.rsplit("/", 1)[-1]
-        if not self.path.startswith("/public/"):
-            if self.headers.get("Authorization") not in (f"Token {TOKEN}", f"Bearer {ACCESS}"):
-                return self._send(401, b'{"detail": "Authentication credentials were not provided."}')
-        if "/slow/" in self.path:
-            # Held until the test opens the gate: the webhook must answer while this fetch is stuck.
-            assert SLOW_GATE.wait(60), "test never released the slow image"
-        if self.path.startswith("/api/predictions/") and int(name) in self.predictions:
-            return self._send(200, json.dumps(self.predictions[int(name)]).encode())
-        if name in self.files and not self.path.startswith("/api/"):
-            return self._send(200, self.files[name], "image/jpeg")
-        self._send(404, b'{"detail": "Not found."}')
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        if self.path == "/api/token/refresh" and body.get("refresh") == PAT:
-            return self._send(200, json.dumps({"access": ACCESS}).encode())
-        self._send(401, b"{}")
 
 
 @pytest.fixture(scope="module")
 def fake_ls(photos):
-    handler = type("LS", (FakeLabelStudio,), {"files": {p.name: p.read_bytes() for p in photos}, "predictions": {}})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    with running(photos) as (url, handler):
+        yield url, handler
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +45,11 @@ def service(tmp_path_factory, predictor, fake_ls):
     from service.api.app import create_app
 
     # The fake LS's host and port: fetching allows a listed port only (the bare host: the LS client's check).
+    # Base data and a tiny evaluation share: one approved photo is enough for a retrain to be queued.
     settings = make_settings(tmp_path_factory.mktemp("ls"), url_timeout_s=5,
                              allowed_url_hosts=["127.0.0.1", fake_ls[0].removeprefix("http://")],
-                             labelstudio_label_map={"pants": "Trousers"})
+                             labelstudio_label_map={"pants": "Trousers"}, retrain_base_data=CCP,
+                             retrain_min_approved=1, eval_percent=0.01)
     app = create_app(settings, predictor=predictor)
     with serve_app(app) as url, httpx.Client(base_url=f"{url}/v1/labelstudio", timeout=60) as http:
         yield http, app
@@ -150,9 +97,27 @@ def test_health(service, predictor):
 
 def test_predict_answers_one_prediction_per_task_in_order(predicted, predictor):
     assert len(predicted) == 4
-    assert all(p["model_version"] == predictor.version for p in predicted)
+    assert [p["model_version"] == predictor.version for p in predicted] == [True, True, False, False]
+    # A task without a draft is never empty under the live version (LS would never ask again): its version
+    # says why, as LS shows it with the task's predictions.
     assert predicted[2]["result"] == [] and "404" in predicted[2]["error"]
+    assert predicted[2]["model_version"].startswith(f"{predictor.version} no draft: ")
+    assert "404" in predicted[2]["model_version"]
     assert predicted[3]["result"] == [] and "not allowed" in predicted[3]["error"]
+
+
+def test_a_task_already_holding_its_failure_gets_nothing_new(service, connected, predicted):
+    http, _ = service
+    failed = predicted[2]["model_version"]
+    tasks = [{"id": 13, "data": {"image": "/data/upload/1/missing.jpg"},
+              "predictions": [{"id": 9, "model_version": failed, "result": []}]},
+             {"id": 15, "data": {"image": "/data/upload/1/missing.jpg"}}]
+    r = http.post("/predict", json={"tasks": tasks, "project": "1.1732000000", "label_config": CONFIG})
+    assert r.status_code == 200, r.text
+    again, other = r.json()["results"]
+    assert again == [] and other["model_version"] == failed
+    status = http.get("/status").json()["tasks_without_draft"]
+    assert status["count"] == 4 and status["last"].startswith(("task 13: ", "task 15: "))
 
 
 def test_brush_regions_decode_to_the_predictors_masks(predicted, expected, predictor):
@@ -202,7 +167,9 @@ def test_predict_refuses_configs_without_mask_controls(service):
     assert r.status_code == 400 and "BrushLabels" in r.json()["detail"]
     assert http.post("/predict", json={"tasks": [], "project": "98.1"}).status_code == 400  # no config known
     assert http.post("/predict", json={"tasks": "x", "label_config": CONFIG}).status_code == 400
-    assert http.post("/setup", json={"project": "1.1", "schema": "<View"}).status_code == 400
+    r = http.post("/setup", json={"project": "1.1", "schema": "<View"})
+    assert r.status_code == 307 and "label-config" in r.headers["location"]
+    assert http.post(r.url.join(r.headers["location"])).status_code == 400
 
 
 def _brush(mask: np.ndarray, label: str, rid: str) -> dict:
@@ -268,12 +235,33 @@ def test_webhook_stores_annotations_as_corrections(service, connected, fake_ls, 
         assert count_corrections(s, source="labelstudio") == 1
 
 
-def test_start_training_is_queued(service):
+def test_start_training_is_refused_without_approved_photos_then_queued(service, connected):
+    from service.store.corrections import list_corrections, review
+
     http, app = service
     assert http.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 1}}).json()["status"] == "ignored"
+    # Nothing approved yet: refused when asked, with the counts; LS follows the redirect and shows its URL.
+    with app.state.store.session() as s:
+        for row in list_corrections(s, status="approved"):
+            review(s, row.id, "submitted", "test")
     r = http.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "title": "garments"}})
-    assert r.status_code == 200 and r.json()["status"] == "queued"
-    assert http.post("/train", json={"project": "1.1732000000", "annotations": []}).json()["status"] == "queued"
+    assert r.status_code == 307 and r.headers["location"].endswith("/refused/too-few-approved-photos:0-of-1")
+    body = r.json()
+    assert body["status"] == "refused" and "0 approved photo(s)" in body["reason"] and "needs 1" in body["reason"]
+    assert body["readiness"]["needed"] == 1 and "job" not in body
+    followed = http.post(r.url.join(r.headers["location"]))
+    assert followed.status_code == 400 and "too-few-approved-photos" in followed.json()["detail"]
+    assert not (app.state.settings.data_dir / "retrain-requests.jsonl").exists()
+
+    with app.state.store.session() as s:
+        row = list_corrections(s, source="labelstudio")[0]
+        review(s, row.id, "approved", "test")
+    r = http.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1, "title": "garments"}})
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    job = r.json()["job"]
+    assert isinstance(job, int) and r.json()["readiness"]["approved"] == 1
+    again = http.post("/train", json={"project": "1.1732000000", "annotations": []}).json()
+    assert again["status"] == "joined" and again["job"] == job and f"job {job} was already queued" in again["reason"]
     lines = (app.state.settings.data_dir / "retrain-requests.jsonl").read_text().splitlines()
     assert [json.loads(line)["details"]["project"] for line in lines] == [1, 1]
 

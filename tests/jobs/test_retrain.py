@@ -15,6 +15,7 @@ from service.jobs.worker import Worker
 from service.store import queue
 from service.store.models_registry import current_version, get_model, register_model
 from service.store.tables import columns
+from training.dataset import split_bucket
 from tests.jobs.conftest import approve_predictions, job_settings, seed_model
 from models.taxonomy import load_taxonomy
 
@@ -182,3 +183,34 @@ def test_a_retry_after_registering_reuses_the_candidate(world, monkeypatch):
         assert job.status == "succeeded", job.error
         assert job.result["candidate"] == registered and exports == []
         assert sorted(m.version for m in list_models(s)) == sorted([tiny_version, registered])
+
+
+def test_a_too_small_evaluation_set_is_scored_on_the_fallback_set(world, tiny_run, tiny_data, tmp_path):
+    from service.jobs.readiness import retrain_readiness
+
+    from training.config import TrainConfig
+    from training.train import train
+    from tests.conftest import TINY_CONFIG
+
+    settings, store, tiny_version, shas = world
+    cfg = TrainConfig.from_dict({**TINY_CONFIG, "epochs": 1, "max_steps": 1})
+    train(tiny_data, tmp_path / "bad-run", cfg, log=lambda *_: None)
+    same = _export(tmp_path / "bad-run", tmp_path / "bad", tiny_data / "images")  # surely worse
+    with store.session() as s:
+        register_model(s, settings.model_store_dir, tmp_path / "bad", status="candidate")
+    tiny_eval = settings.model_copy(update={"eval_percent": 0.01, "promotion_min_eval_images": 3})
+    assert sum(in_eval_set(s, 0.01) for s in shas) == 0
+    # No fallback set: refused as before, now saying which settings would give one.
+    empty = judge(store, tiny_eval, same["version"], tmp_path / "eval0")
+    assert empty["decision"] == "refused" and "TAILOR_PROMOTION_EVAL_DATA" in empty["reason"]
+    # The base data's val split (30% here, by the retrain config), which retrains leave out.
+    base = tiny_eval.model_copy(update={"retrain_base_data": tiny_data})
+    verdict = judge(store, base, same["version"], tmp_path / "eval1")
+    val = [p for p in (tiny_data / "images").glob("*.jpg") if split_bucket(p.stem) < 30.0]
+    assert verdict["decision"] == "refused" and "mIoU would drop" in verdict["reason"]
+    assert verdict["baseline_metrics"]["miou"] < 1.0  # scored on CCP's own masks, not the tiny model's drafts
+    assert verdict["eval_images"] == len(val) >= 3 and "fallback set" in verdict["reason"]
+    # 16 approved photos, none held out; the base photos outside its val split join the training folder.
+    ready = retrain_readiness(store, base)
+    assert ready.ok and (ready.approved, ready.evaluation, ready.train + ready.val) == (16, 0, 16 + 16 - len(val))
+    assert "approve 1 more" in retrain_readiness(store, base.model_copy(update={"retrain_min_approved": 17})).reason

@@ -56,3 +56,33 @@ def test_db_models_and_export_commands(env, tmp_path, tax, ccp_pair):
     from training.dataset import scan_dataset
 
     assert len(scan_dataset(tmp_path / "ds").samples) == 1
+
+
+def test_corrections_list_filters_as_the_rest_route(env, tax, ccp_pair):
+    from service.store import open_store
+    from service.store.corrections import review, save_correction
+
+    assert run("corrections", "list").exit_code == 0
+    store = open_store(env)
+    with store.session() as s:
+        for image_id, source, who in (("0001", "import", "bob"), ("0002", "labelstudio", "anna")):
+            img, labels = ccp_pair(image_id)
+            row = save_correction(s, store.files, image_bytes=img, label_map=labels, taxonomy=tax, source=source,
+                                  annotator=who)
+        review(s, row.id, "approved", "lead")
+    store.close()
+    r = run("corrections", "list")
+    assert r.exit_code == 0 and "2 correction(s)" in r.output and "bob" in r.output, r.output
+    r = run("corrections", "list", "--source", "labelstudio", "--status", "approved")
+    assert "1 correction(s)" in r.output and "anna" in r.output and "bob" not in r.output
+    assert "0 correction(s)" in run("corrections", "list", "--since", "2999-01-01T00:00:00").output
+    assert run("corrections", "list", "--limit", "0").exit_code == 2
+
+
+def test_the_data_dir_holds_everything_tailor_writes(env):
+    from service.settings import Settings
+
+    s = Settings(_env_file=None)  # TAILOR_DATA_DIR from the environment, as the server and worker read it
+    assert s.data_dir == env
+    for place in (Path(s.db_url.removeprefix("sqlite:///")), s.model_store_dir, s.work_dir, s.export_dir):
+        assert place.resolve().is_relative_to(env.resolve()), place

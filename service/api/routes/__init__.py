@@ -1,3 +1,3 @@
 """One module per resource: predict, batches, corrections, models, jobs, worklists, worklist_review, qa,
-health, labelstudio and metrics. Each exposes `router`; service.api.app mounts them (metrics at the root).
+health, labelstudio (+ labelstudio_events) and metrics. Each exposes `router`; service.api.app mounts them (metrics at the root).
 """

@@ -1,8 +1,11 @@
-"""The Label Studio ML backend protocol under /v1/labelstudio: /health, /setup, /predict, /webhook, /train.
+"""The Label Studio ML backend protocol under /v1/labelstudio: /health, /setup, /predict (webhook and train:
+labelstudio_events.py).
 
-/predict answers one prediction per task, in order (a task whose image cannot be fetched: an empty result
-and an error); with a smart click or stroke in its context, the regions a refine of the task's draft changed.
-/webhook answers at once (LS waits 1 s) and stores annotations in the background.
+/setup checks that Tailor can fetch the project's photos and use its labels; a problem answers with a redirect
+to a URL that names the fix, since LS shows its users only the URL of a failed call, never the body.
+/predict answers one prediction per task, in order. A task whose image cannot be fetched or decoded is never
+answered with an empty prediction under the live model version (LS would never ask for it again): it gets an
+empty one under a version that says why, and LS asks again on the next "Retrieve predictions".
 """
 from __future__ import annotations
 
@@ -10,14 +13,16 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.api import API_PREFIX
-from service.api.auth import require_labelstudio
-from service.api.deps import ConnectionsDep, EngineDep, SettingsDep
-from service.api.schemas.labelstudio import LSEvent, LSHealth, LSPredictions, LSSetup, LSTaskPrediction, LSVersions
+from service.api.auth import labelstudio_accepts, labelstudio_needs_credentials
+from service.api.deps import ConnectionsDep, EngineDep, LabelStudioAccess, SettingsDep
+from service.api.schemas.labelstudio import LSHealth, LSPredictions, LSSetup, LSTaskPrediction, LSVersions
 from service.drafting.answer import class_summaries
 from service.drafting.batcher import BatcherClosed
 from service.drafting.refined import kept_draft, refined_prediction
@@ -25,29 +30,36 @@ from service.drafting.scores import region_alternatives
 from service.integrations.labelstudio import (
     LabelConfig,
     LabelConfigError,
-    annotation_label_map,
     class_labels,
-    label_classes,
     parse_label_config,
     prediction_regions,
     project_id,
-    queue_retrain,
     task_image_ref,
 )
 from service.integrations.labelstudio_client import Connections, ImageUnavailable
 from service.integrations.labelstudio_interactive import (context_edits, interactive_context, refined_regions,
                                                           with_region_meta)
-from service.store.corrections import save_correction
+from service.integrations.labelstudio_setup import Problem, access_problems, check_webhook, label_problems
 
 log = logging.getLogger("tailor.labelstudio")
-ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+PREFIX = f"{API_PREFIX}/labelstudio"
+router = APIRouter(prefix=PREFIX, tags=["labelstudio"])
 
 
-router = APIRouter(prefix=f"{API_PREFIX}/labelstudio", tags=["labelstudio"],
-                   dependencies=[Depends(require_labelstudio)])
+def refusal(hints: list[str], body: dict) -> JSONResponse:
+    """A 307 to /refused/<hints>, which answers 400: LS follows it and shows its users the final URL
+    (`400 Client Error: Bad Request for url: .../refused/set-TAILOR_LABELSTUDIO_TOKEN`); other clients read
+    the body of the 307."""
+    location = f"{PREFIX}/refused/" + "/".join(quote(h, safe=":") for h in hints)
+    return JSONResponse(body, status_code=307, headers={"Location": location})
 
 
-async def _body(request: Request) -> dict[str, Any]:
+@router.api_route("/refused/{reason:path}", methods=["GET", "POST"], include_in_schema=False)
+async def refused(reason: str, _auth: LabelStudioAccess) -> None:
+    raise HTTPException(400, f"refused: {reason} (GET {PREFIX}/status says more)")
+
+
+async def json_body(request: Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.body() or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -65,39 +77,55 @@ def _config(xml: str | None) -> LabelConfig:
 
 
 @router.get("/health", response_model=LSHealth)
-async def health(request: Request) -> LSHealth:
+async def health(request: Request, _auth: LabelStudioAccess) -> LSHealth:
     engine = getattr(request.app.state, "engine", None)
     if engine is None or not request.app.state.ready:
         raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "5"})
     return LSHealth(status="UP", model_class="tailor", model_version=engine.predictor.version)
 
 
-@router.post("/setup", response_model=LSSetup)
-async def setup(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep) -> LSSetup:
-    """LS connects a project: remember its hostname, token and config; answer the model version."""
-    body = await _body(request)
+@router.post("/setup", response_model=LSSetup, responses={307: {"description": "refused: a redirect naming why"}})
+async def setup(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep,
+                _auth: LabelStudioAccess) -> Any:
+    """LS connects a project (and calls again before each prediction batch): remember its hostname, token and
+    config, check that its photos can be fetched and its labels used, give its webhook credentials if needed;
+    answer the model version (a new one makes LS ask for predictions again)."""
+    body = await json_body(request)
     pid = project_id(body.get("project"))
-    config = _config(body.get("schema"))
     conns.remember(pid, body.get("hostname"), body.get("access_token"), body.get("schema"))
+    conn = conns.resolve(pid)
+    problems, missing, matched = await access_problems(conns, conn, settings), [], {}
     taxonomy, mapping = engine.predictor.taxonomy, settings.labelstudio_label_map
-    matched = {c.name: class_labels(c, taxonomy, mapping) for c in config.controls}
-    covered = {cid for labels in matched.values() for cid in labels}
-    missing = [c.name for c in taxonomy.classes if c.id != 0 and c.id not in covered]
+    try:
+        config = parse_label_config(body.get("schema") or "")
+        label_issue, missing = label_problems(config, taxonomy, mapping)
+        problems += label_issue
+        matched = {c.name: class_labels(c, taxonomy, mapping) for c in config.controls}
+    except LabelConfigError as exc:
+        problems.append(Problem(str(exc), "label-config:needs-BrushLabels-or-PolygonLabels-on-an-Image"))
+    webhook = None
+    if pid is not None and not problems:
+        needed = request.headers.get("authorization") if labelstudio_needs_credentials(settings) else None
+        webhook = await check_webhook(conns, conn, pid, request.url.path.rsplit("/", 1)[0] + "/webhook", needed,
+                                      lambda headers: labelstudio_accepts(settings, headers))
+    conns.activity.setup(pid, [p.message for p in problems], webhook)
+    if problems:
+        log.warning("LS project %s refused at setup: %s", pid, "; ".join(p.message for p in problems))
+        return refusal([p.hint for p in problems], {"detail": [p.message for p in problems]})
     if missing:
         log.info("LS project %s: classes %s have no label in its config and are left out", pid, missing)
-    # A new model version is a new string, so LS asks for predictions again.
-    return LSSetup(model_version=engine.predictor.version, classes_without_label=missing,
+    return LSSetup(model_version=engine.predictor.version, classes_without_label=missing, webhook=webhook,
                    labels={name: {taxonomy.names[cid]: label for cid, label in labels.items()}
                            for name, labels in matched.items()})
 
 
 @router.get("/versions", response_model=LSVersions)
-async def versions(engine: EngineDep) -> LSVersions:
+async def versions(engine: EngineDep, _auth: LabelStudioAccess) -> LSVersions:
     return LSVersions(versions=[engine.predictor.version])
 
 
 async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections, engine, settings,
-                        gate: asyncio.Semaphore, keep: bool = False) -> LSTaskPrediction:
+                        gate: asyncio.Semaphore, keep: bool = False) -> LSTaskPrediction | list:
     version = engine.predictor.version
 
     def draft(data: bytes, ref: str) -> LSTaskPrediction:
@@ -122,17 +150,32 @@ async def _predict_task(task: Any, config: LabelConfig, conn, conns: Connections
         except BatcherClosed:
             raise
         except ValueError as exc:  # the image could not be fetched or drafted (PhotoRejected, ImageUnavailable)
-            log.warning("LS task %s: no prediction: %s", task.get("id") if isinstance(task, dict) else "?", exc)
-            return LSTaskPrediction(result=[], model_version=version, error=str(exc))
+            reason = str(exc)
         except Exception as exc:  # a bug must not cost the other tasks of the batch their drafts
             log.exception("LS task %s: prediction failed", task.get("id"))
-            return LSTaskPrediction(result=[], model_version=version, error=f"internal error ({type(exc).__name__})")
+            reason = f"internal error ({type(exc).__name__})"
+    return _no_draft(task, reason, version, conns)
+
+
+def _no_draft(task: Any, reason: str, version: str, conns: Connections) -> LSTaskPrediction | list:
+    """An empty prediction under a version that says why (LS shows it with the task's predictions), never
+    under the live one: LS skips tasks holding a prediction of the live version, so that would stick. A task
+    already holding this very failure gets none (an empty list: LS stores nothing), rather than a second copy."""
+    task_id = task.get("id") if isinstance(task, dict) else None
+    log.warning("LS task %s: no prediction: %s", task_id, reason)
+    conns.activity.task_failed(task_id, reason)
+    failed = f"{version} no draft: {reason}"[:500]
+    held = task.get("predictions") if isinstance(task, dict) else None
+    if isinstance(held, list) and any(isinstance(p, dict) and p.get("model_version") == failed for p in held):
+        return []
+    return LSTaskPrediction(result=[], model_version=failed, error=reason)
 
 
 @router.post("/predict", response_model=LSPredictions, response_model_exclude_unset=True)
-async def predict(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep) -> LSPredictions:
+async def predict(request: Request, engine: EngineDep, settings: SettingsDep, conns: ConnectionsDep,
+                  _auth: LabelStudioAccess) -> LSPredictions:
     """Drafts for a batch of LS tasks: brushlabels (and polygonlabels) regions, a score, the model version."""
-    body = await _body(request)
+    body = await json_body(request)
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
         raise HTTPException(400, "body needs 'tasks': a list of Label Studio tasks")
@@ -180,114 +223,3 @@ async def _refine_task(task: Any, context: list[dict], xml: str, config: LabelCo
         log.exception("LS task %s: refine failed", task.get("id") if isinstance(task, dict) else "?")
         return LSTaskPrediction(result=[], model_version=engine.predictor.version,
                                 error=f"internal error ({type(exc).__name__})")
-
-
-def _annotation_items(payload: dict) -> list[tuple[dict, dict]]:
-    """(annotation, task) pairs from ANNOTATION_CREATED/UPDATED (one) or ANNOTATIONS_CREATED (lists)."""
-    anns, tasks = payload.get("annotation"), payload.get("task")
-    anns = [anns] if isinstance(anns, dict) else [a for a in anns or [] if isinstance(a, dict)]
-    tasks = [tasks] if isinstance(tasks, dict) else [t for t in tasks or [] if isinstance(t, dict)]
-    by_id = {t.get("id"): t for t in tasks}
-    out = []
-    for a in anns:
-        task = by_id.get(a.get("task")) or (tasks[0] if len(tasks) == 1 else None)
-        if task is not None:
-            out.append((a, task))
-    return out
-
-
-def _annotator(annotation: dict) -> str | None:
-    who = annotation.get("completed_by")
-    if isinstance(who, dict):
-        who = who.get("email") or who.get("id")
-    return None if who is None else f"labelstudio-user-{who}" if isinstance(who, int) else str(who)
-
-
-async def _draft(annotation: dict, conns: Connections, conn) -> tuple[list | None, str | None]:
-    """The prediction the annotator started from (its result and model version), if LS still has it."""
-    pred_id = annotation.get("parent_prediction")
-    if not pred_id:
-        return None, None
-    try:
-        pred = await conns.get_json(f"/api/predictions/{int(pred_id)}", conn)
-    except Exception as exc:  # the correction is stored without a draft rather than not at all
-        log.info("LS prediction %s (draft of annotation %s) not fetched: %s", pred_id, annotation.get("id"), exc)
-        return None, None
-    return pred.get("result") or [], pred.get("model_version")
-
-
-def _save(app_state, data: bytes, ref: str, annotation: dict, config: LabelConfig, pid, draft_result, draft_version):
-    settings, engine, store = app_state.settings, app_state.engine, app_state.store
-    if engine is None or store is None:
-        raise RuntimeError("the service is shutting down")
-    taxonomy = engine.predictor.taxonomy
-    # Only the size is needed here (save_correction decodes the photo itself): the header says it.
-    h, w = engine.shown_size(data, ref)
-    classes = label_classes(config, taxonomy, settings.labelstudio_label_map)
-    labels, report = annotation_label_map(annotation.get("result") or [], h, w, classes)
-    draft = annotation_label_map(draft_result, h, w, classes)[0] if draft_result is not None else None
-    origin = f"Label Studio project {pid}, task {annotation.get('task')}, annotation {annotation.get('id')}"
-    with store.session() as session:
-        return save_correction(session, store.files, image_bytes=data, label_map=labels, taxonomy=taxonomy,
-                               source="labelstudio", annotator=_annotator(annotation), notes=report.notes(origin),
-                               draft_labels=draft, draft_model_version=draft_version if draft is not None else None,
-                               external_id=f"project/{pid}/annotation/{annotation.get('id')}",
-                               max_pixels=settings.max_pixels)
-
-
-async def _store_annotation(app_state, conns: Connections, annotation: dict, task: dict, schema: str | None,
-                            pid: int | None, action: str) -> None:
-    """Background: fetch the image (and draft), decode the regions, save the correction; failures are logged."""
-    async with conns.store_lock:
-        what = f"LS {action} annotation {annotation.get('id')} (task {task.get('id')}, project {pid})"
-        try:
-            if annotation.get("was_cancelled"):
-                log.info("%s: skipped by the annotator; not a correction", what)
-                return
-            config = parse_label_config(schema or "")
-            conn = conns.resolve(pid)
-            ref = task_image_ref(task, config)
-            data = await conns.fetch_image(ref, conn)
-            draft_result, draft_version = await _draft(annotation, conns, conn)
-            row = await asyncio.to_thread(_save, app_state, data, ref, annotation, config, pid, draft_result,
-                                          draft_version)
-            log.info("%s stored as correction %s", what, row.id)
-        except ValueError as exc:  # ImageUnavailable, PhotoRejected and CorrectionError are ValueErrors
-            log.warning("%s not stored: %s", what, exc)
-        except Exception:
-            log.exception("%s not stored", what)
-
-
-@router.post("/webhook", response_model=LSEvent, response_model_exclude_unset=True)
-async def webhook(request: Request, background: BackgroundTasks, settings: SettingsDep,
-                  conns: ConnectionsDep) -> LSEvent:
-    """LS events: annotations become corrections (in the background); START_TRAINING queues a retrain."""
-    payload = await _body(request)
-    action = payload.get("action")
-    project = payload.get("project") if isinstance(payload.get("project"), dict) else {}
-    pid = project_id(payload.get("project"))
-    if action in ANNOTATION_ACTIONS:
-        state = request.app.state
-        if getattr(state, "store", None) is None or getattr(state, "engine", None) is None or not state.ready:
-            raise HTTPException(503, "the store or the model is not ready yet", headers={"Retry-After": "5"})
-        schema = project.get("label_config") or conns.schema(pid)
-        items = _annotation_items(payload)
-        for annotation, task in items:
-            background.add_task(_store_annotation, state, conns, annotation, task, schema, pid, action)
-        return LSEvent(status="accepted", action=action, annotations=len(items))
-    if action == "START_TRAINING":
-        return await _retrain(settings, pid, "START_TRAINING webhook")
-    return LSEvent(status="ignored", action=action)
-
-
-async def _retrain(settings, pid, how: str) -> LSEvent:
-    record = await asyncio.to_thread(queue_retrain, f"Label Studio project {pid} asked to train ({how})",
-                                     settings=settings, details={"source": "labelstudio", "project": pid})
-    return LSEvent(status="queued", retrain=record)
-
-
-@router.post("/train", response_model=LSEvent, response_model_exclude_unset=True)
-async def train(request: Request, settings: SettingsDep) -> LSEvent:
-    """The older LS protocol (without the START_TRAINING webhook flag) posts here instead."""
-    body = await _body(request)
-    return await _retrain(settings, project_id(body.get("project")), "/train")
