@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from service.drafting.errors import PhotoRejected
-from service.drafting.fetch import fetch_url
+from service.drafting.fetch import fetch_url, host_allowed
 from service.integrations.labelstudio_status import Activity
 
 __all__ = ["Connection", "Connections", "ImageUnavailable"]
@@ -91,7 +91,8 @@ class Connections:
 
     def _check_host(self, url: str, conn: Connection) -> None:
         host = (httpx.URL(url).host or "").lower()
-        if host != conn.trusted_host and host not in self.settings.allowed_url_hosts:
+        # The same rule as every URL fetch: an allowed entry may name a port (a bare host: the scheme's port).
+        if host != conn.trusted_host and not host_allowed(httpx.URL(url), self.settings):
             raise ImageUnavailable(f"Label Studio host {host!r} is neither labelstudio_url's host nor in "
                                    f"allowed_url_hosts {self.settings.allowed_url_hosts}")
 

@@ -319,3 +319,14 @@ def test_a_token_learnt_for_one_host_is_not_sent_to_another(tmp_path):
     assert conns.resolve(3).base_url == "http://127.0.0.1:8080" and conns.resolve(3).token == TOKEN
     conns.remember(3, "http://other.example", None, None)  # a /setup naming another host, without a token
     assert conns.resolve(3).token is None and conns.schema(3) == CONFIG
+
+
+def test_label_studio_photo_hosts_follow_the_url_rule_with_ports(tmp_path):
+    from service.integrations.labelstudio_client import Connection, Connections, ImageUnavailable
+
+    conns = Connections(make_settings(tmp_path, allowed_url_hosts=["files.example:8081"]))
+    conn = Connection(base_url=None, token=None, trusted_host=None)
+    conns._check_host("http://files.example:8081/data/upload/1/a.jpg", conn)  # host and port listed: fetched
+    for refused in ("http://files.example/a.jpg", "http://files.example:9000/a.jpg", "http://other.example/a.jpg"):
+        with pytest.raises(ImageUnavailable, match="allowed_url_hosts"):
+            conns._check_host(refused, conn)
