@@ -1,7 +1,8 @@
 """Candidate U-Nets side by side, to choose the default model by measurement.
 
 For each encoder, decoder and input long side: parameters, model-directory size (fp32 ONNX + fp16
-safetensors), ONNX Runtime fp32 and int8 ms per CCP photo, and the CPU train-step cost per image.
+safetensors), ONNX Runtime fp32 and int8 ms per CCP photo, and the CPU train-step cost per image;
+`--models DIR...` times trained model directories (e.g. the old and the new default) in the same run.
 """
 from __future__ import annotations
 
@@ -91,6 +92,32 @@ def measure(encoder: str, decoder: list[int], long_side: int, photos: list[Path]
     return row
 
 
+def measure_directory(model_dir: Path, photos: list[Path], args) -> dict:
+    """The same timings for a trained model directory: its fp32 graph, and its int8 graph when it has one."""
+    from models.card import read_card
+
+    card = read_card(model_dir)
+    spec = card["input"]
+    inputs = []
+    for p in photos:
+        image = decode_image(p)
+        size = input_size(*image.shape[:2], spec["long_side"], spec["size_multiple"])
+        inputs.append(to_input(image, size, spec["mean"], spec["std"])[None])
+    row = {"encoder": f"{model_dir} ({card['arch']['encoder_name']})", "decoder": card["arch"]["decoder_channels"],
+           "long_side": spec["long_side"], "parameters": card.get("parameters") or 0,
+           "model_dir_mb": sum(f.stat().st_size for f in model_dir.iterdir()) / 1e6,
+           "train_ms_per_image": float("nan"), "val_miou": card["metrics"].get("miou"),
+           "epochs": card.get("training", {}).get("epochs")}
+    for name, graph in (("fp32", "model.onnx"), ("int8", "model.int8.onnx")):
+        if (model_dir / graph).is_file():
+            s = session(model_dir / graph, args.threads)
+            row[f"ort_{name}_ms"] = statistics.median(
+                median_ms(lambda x=x: s.run(None, {"image": x}), args.repeats) for x in inputs)
+        else:
+            row[f"ort_{name}_ms"] = float("nan")
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
@@ -98,6 +125,8 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=4, help="CCP photos timed (their median)")
     ap.add_argument("--runs", type=Path, nargs="*", default=[],
                     help="short-schedule run folders (tailor train --out) whose best val mIoU joins the table")
+    ap.add_argument("--models", type=Path, nargs="*", default=[], help="trained model directories to time as well")
+    ap.add_argument("--skip-candidates", action="store_true", help="time only the --models directories")
     ap.add_argument("--json", type=Path, help="write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -107,8 +136,8 @@ def main() -> None:
         state = json.loads((run / "best" / "state.json").read_text())
         key = (state["arch"]["encoder_name"], tuple(state["arch"]["decoder_channels"]), state["config"]["long_side"])
         scored[key] = (state["best"]["miou"], state["epoch"])
-    rows = []
-    for encoder, decoder, long_side in CANDIDATES:
+    rows = [measure_directory(m, photos, args) for m in args.models]
+    for encoder, decoder, long_side in [] if args.skip_candidates else CANDIDATES:
         row = measure(encoder, decoder, long_side, photos, args)
         row["val_miou"], row["epochs"] = scored.get((encoder, tuple(decoder), long_side), (None, None))
         rows.append(row)
@@ -118,7 +147,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         miou = f"{r['val_miou']:.3f} ({r['epochs']} ep)" if r["val_miou"] is not None else "-"
-        print(f"| {r['encoder'][3:]} | {','.join(map(str, r['decoder']))} | {r['long_side']} | "
+        print(f"| {r['encoder'].removeprefix('tu-')} | {','.join(map(str, r['decoder']))} | {r['long_side']} | "
               f"{r['parameters'] / 1e6:.2f}M | {r['model_dir_mb']:.1f} | {r['ort_fp32_ms']:.1f} | "
               f"{r['ort_int8_ms']:.1f} | {r['train_ms_per_image']:.0f} | {miou} |")
     if args.json:

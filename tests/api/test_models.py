@@ -34,7 +34,10 @@ def test_current_model_matches_its_card(client):
     assert info["input"]["size_multiple"] == card["input"]["size_multiple"]
     assert "size_rule" in info["input"]
     assert info["backend"] == "onnx" and info["device"] == "cpu"
-    assert info["precision"] == {"onnx": "fp32", "torch": "fp32"}
+    int8 = (DEFAULT_MODEL / "model.int8.onnx").is_file()  # served on CPU when the directory has it
+    assert info["precision"] == card.get("precision", {"onnx": "fp32", "torch": "fp32"})
+    assert info["precision"]["onnx"] == ("int8" if int8 else "fp32")
+    assert info["runtime"]["graph"] == ("model.int8.onnx" if int8 else "model.onnx")
     # how ONNX Runtime runs it: the options the server set, not the runtime's defaults
     assert info["runtime"]["graph_optimization"] == "ORT_ENABLE_ALL"
     assert info["runtime"]["allow_spinning"] is False and info["runtime"]["intra_op_threads"] >= 1
