@@ -173,11 +173,6 @@ class Settings(BaseSettings):
         None, description="dataset folder the promotion gate scores on while the evaluation set has fewer than "
                           "promotion_min_eval_images photos (default: the val split of retrain_base_data)")
 
-    @field_validator("approve_on_arrival", mode="before")
-    @classmethod
-    def _split_sources(cls, value: Any) -> Any:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
-
     @field_validator("approve_on_arrival")
     @classmethod
     def _check_sources(cls, sources: list[str]) -> list[str]:
@@ -230,7 +225,7 @@ class Settings(BaseSettings):
         return {k.strip(): v.strip() for k, v in mapping.items()}
 
     @field_validator("api_tokens", "allowed_url_hosts", "allowed_url_networks", "promotion_guarded_classes",
-                     "cors_origins", mode="before")
+                     "cors_origins", "approve_on_arrival", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         # From the environment a list is a comma list ("a.com,b.org") or a JSON list.

@@ -70,3 +70,19 @@ def test_misspelt_tailor_variables_fail_but_foreign_ones_are_ignored(monkeypatch
     env.write_text("TAILOR_PROT=1\n")
     with pytest.raises(ValueError, match="TAILOR_PROT"):
         Settings(_env_file=env)
+
+
+@pytest.mark.parametrize("sources", [[], ["labelstudio"]])
+def test_a_child_process_environment_gives_back_the_same_settings(tmp_path, monkeypatch, sources):
+    """The worker is started with the server's settings as TAILOR_* variables: every field, lists and
+    empty lists included, must read back as it was (an empty list once stopped every worker at startup)."""
+    from service.jobs.supervisor import settings_env
+    from service.settings import Settings
+
+    original = Settings(_env_file=None, data_dir=tmp_path, approve_on_arrival=sources,
+                        allowed_url_hosts=["files.example:8081"], api_tokens=["t0ken-abcdefgh-0123456789"])
+    for name in [k for k in __import__("os").environ if k.startswith("TAILOR_")]:
+        monkeypatch.delenv(name)
+    for name, value in settings_env(original, base={}).items():
+        monkeypatch.setenv(name, value)
+    assert Settings(_env_file=None).model_dump() == original.model_dump()

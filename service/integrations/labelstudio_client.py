@@ -161,17 +161,11 @@ class Connections:
 
     async def get_json(self, path: str, conn: Connection) -> dict:
         """GET an LS API path (e.g. /api/predictions/5) with the token; ValueError on any failure."""
-        if not conn.base_url:
-            raise ImageUnavailable("no Label Studio URL known")
-        url = conn.base_url + path
-        self._check_host(url, conn)
-        headers = await self.headers(conn)
+        resp = await self.call("GET", path, conn)
         try:
-            async with httpx.AsyncClient(timeout=self.settings.url_timeout_s, trust_env=False) as client:
-                resp = await client.get(url, headers=headers)
             body = resp.json() if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ImageUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
+        except ValueError as exc:
+            raise ImageUnavailable(f"{resp.request.url}: {type(exc).__name__}: {exc}") from None
         if not isinstance(body, dict):
-            raise ImageUnavailable(f"{url} answered HTTP {resp.status_code}")
+            raise ImageUnavailable(f"{resp.request.url} answered HTTP {resp.status_code}")
         return body
