@@ -103,7 +103,8 @@ def compare_on_val(models: dict[str, Path], card: dict, folder: DatasetFolder, v
 
 def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: int = CALIBRATION,
                    max_miou_drop: float = MAX_MIOU_DROP, overwrite: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+                   progress: Callable[[int, int], None] | None = None, max_class_drop: float = MAX_CLASS_DROP,
+                   min_agreement: float = MIN_AGREEMENT) -> dict:
     """Write `out_dir`: the fp32 graph and weights of `model_dir` unchanged, the int8 graph beside them
     (model.int8.onnx, which ONNX Runtime serves by default when present), and a card saying what changed.
 
@@ -130,11 +131,11 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
                        for name, iou in result["int8"]["per_class"].items() if iou is not None}
         worst = max(class_drops, key=class_drops.get)
         agreement = result["int8"]["agreement_with_fp32"]
-        if drop > max_miou_drop or class_drops[worst] > MAX_CLASS_DROP or agreement < MIN_AGREEMENT:
+        if drop > max_miou_drop or class_drops[worst] > max_class_drop or agreement < min_agreement:
             raise QuantizationRejected(
                 f"int8 val mIoU {result['int8']['miou']:.4f} vs fp32 {result['fp32']['miou']:.4f} (drop {drop:.4f}, "
                 f"at most {max_miou_drop}); worst class {worst} drops {class_drops[worst]:.4f} (at most "
-                f"{MAX_CLASS_DROP}); label agreement {agreement:.4f} (at least {MIN_AGREEMENT}): not written")
+                f"{max_class_drop}); label agreement {agreement:.4f} (at least {min_agreement}): not written")
         created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         int8 = result["int8"]
         write_card(tmp, {
@@ -150,7 +151,7 @@ def quantize_model(model_dir: Path, out_dir: Path, data_dir: Path, calibration: 
                 "graph": INT8_GRAPH, "fp32_val_miou": result["fp32"]["miou"],
                 "fp32_per_class": result["fp32"]["per_class"], "miou_drop": drop,
                 "worst_class_drop": {"class": worst, "drop": class_drops[worst]}, "agreement_with_fp32": agreement,
-                "max_miou_drop": max_miou_drop, "max_class_drop": MAX_CLASS_DROP, "min_agreement": MIN_AGREEMENT},
+                "max_miou_drop": max_miou_drop, "max_class_drop": max_class_drop, "min_agreement": min_agreement},
             "parity": {**card.get("parity", {}), "note": "export parity of the fp32 graph; the int8 graph "
                                                           "agrees with it on precision.agreement_with_fp32"},
         })
